@@ -1,0 +1,50 @@
+package authz
+
+import (
+	"encoding/json"
+	"net/http"
+)
+
+// handleDiscovery serves RFC 8414 metadata; the same document answers at the
+// OpenID Connect discovery path for clients that only look there.
+func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		writeJSONError(w, http.StatusMethodNotAllowed, "invalid_request", "Use GET.")
+		return
+	}
+	iss := s.cfg.Issuer
+	grants := []string{}
+	for g := range grantsServed {
+		grants = append(grants, g)
+	}
+	authMethods := []string{"client_secret_basic", "client_secret_post"}
+	doc := map[string]any{
+		"issuer":                                iss,
+		"token_endpoint":                        iss + pathToken,
+		"introspection_endpoint":                iss + pathIntrospect,
+		"revocation_endpoint":                   iss + pathRevoke,
+		"jwks_uri":                              iss + pathJWKS,
+		"grant_types_supported":                 grants,
+		"response_types_supported":              []string{},
+		"scopes_supported":                      s.scopes,
+		"token_endpoint_auth_methods_supported": authMethods,
+		"introspection_endpoint_auth_methods_supported": authMethods,
+		"revocation_endpoint_auth_methods_supported":    authMethods,
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	_ = json.NewEncoder(w).Encode(doc)
+}
+
+func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		writeJSONError(w, http.StatusMethodNotAllowed, "invalid_request", "Use GET.")
+		return
+	}
+	w.Header().Set("Content-Type", "application/jwk-set+json")
+	// Short cache: a rotated key must reach verifiers within the overlap.
+	w.Header().Set("Cache-Control", "public, max-age=60")
+	_, _ = w.Write(s.keys.JWKSJSON())
+}

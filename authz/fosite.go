@@ -1,0 +1,48 @@
+package authz
+
+import (
+	"time"
+
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/compose"
+	"github.com/ory/fosite/handler/oauth2"
+)
+
+// newProvider is the one place fosite is composed. Every grant Postern
+// serves is a fosite handler; Postern's own code only wraps their HTTP
+// edges where fosite's answer differs from the RFCs.
+func newProvider(cfg Config, store *fositeStore, hmacSecret []byte, keys KeySet) (fosite.OAuth2Provider, *fosite.Config) {
+	fc := &fosite.Config{
+		AccessTokenLifespan:   cfg.Lifetimes.AccessToken,
+		RefreshTokenLifespan:  cfg.Lifetimes.RefreshToken,
+		AuthorizeCodeLifespan: cfg.Lifetimes.AuthorizationCode,
+		GlobalSecret:          hmacSecret,
+		AccessTokenIssuer:     cfg.Issuer,
+		IDTokenIssuer:         cfg.Issuer,
+		TokenURL:              cfg.Issuer + "/oauth2/token",
+		// A client gets exactly the scopes it is registered for; no
+		// hierarchical or wildcard widening.
+		ScopeStrategy:                  fosite.ExactScopeStrategy,
+		AudienceMatchingStrategy:       fosite.DefaultAudienceMatchingStrategy,
+		ClientSecretsHasher:            cfg.SecretHasher,
+		EnforcePKCEForPublicClients:    true,
+		EnablePKCEPlainChallengeMethod: false,
+		// Refresh tokens follow the client's grant_types, not an
+		// "offline" scope (see flows for the policy).
+		RefreshTokenScopes:         []string{},
+		SendDebugMessagesToClients: false,
+		MinParameterEntropy:        fosite.MinParameterEntropy,
+	}
+
+	var strategy oauth2.CoreStrategy = compose.NewOAuth2HMACStrategy(fc)
+	if cfg.AccessTokenFormat == FormatJWT {
+		strategy = &jwtStrategy{CoreStrategy: strategy, keys: keys, issuer: cfg.Issuer, now: time.Now}
+	}
+
+	provider := compose.Compose(fc, store, strategy,
+		compose.OAuth2ClientCredentialsGrantFactory,
+		compose.OAuth2TokenIntrospectionFactory,
+		compose.OAuth2TokenRevocationFactory,
+	)
+	return provider, fc
+}

@@ -1,0 +1,431 @@
+package authz
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/oauth2"
+	"github.com/ory/fosite/handler/pkce"
+	fositestorage "github.com/ory/fosite/storage"
+
+	"github.com/postern-auth/postern/flows"
+	"github.com/postern-auth/postern/storage"
+)
+
+// fositeStore adapts storage.Store and the configured clients to the storage
+// interfaces fosite's handlers expect. It is the only translation between
+// fosite requests and Postern's records.
+type fositeStore struct {
+	store    storage.Store
+	clients  map[string]*flows.Client
+	lifetime flows.Lifetimes
+	now      func() time.Time
+}
+
+var (
+	_ fosite.Storage                = (*fositeStore)(nil)
+	_ oauth2.CoreStorage            = (*fositeStore)(nil)
+	_ oauth2.TokenRevocationStorage = (*fositeStore)(nil)
+	_ pkce.PKCERequestStorage       = (*fositeStore)(nil)
+	_ fositestorage.Transactional   = (*fositeStore)(nil)
+)
+
+// storedRequest is the serialized form of a fosite request. Form values that
+// carry credentials are dropped before it is written (see sanitizeForm).
+type storedRequest struct {
+	ID                string          `json:"id"`
+	RequestedAt       time.Time       `json:"at"`
+	ClientID          string          `json:"cid"`
+	RequestedScope    []string        `json:"rs,omitempty"`
+	GrantedScope      []string        `json:"gs,omitempty"`
+	RequestedAudience []string        `json:"ra,omitempty"`
+	GrantedAudience   []string        `json:"ga,omitempty"`
+	Form              url.Values      `json:"f,omitempty"`
+	Session           json.RawMessage `json:"s,omitempty"`
+}
+
+// credentialParams never reach the store, whatever request they came with.
+var credentialParams = []string{"client_secret", "password", "refresh_token", "code", "code_verifier", "client_assertion", "token"}
+
+func sanitizeForm(f url.Values) url.Values {
+	if len(f) == 0 {
+		return nil
+	}
+	out := make(url.Values, len(f))
+	for k, v := range f {
+		out[k] = v
+	}
+	for _, k := range credentialParams {
+		delete(out, k)
+	}
+	return out
+}
+
+func (s *fositeStore) encode(kind storage.Kind, signature string, req fosite.Requester, exp time.Time) (storage.Token, error) {
+	sess, _ := req.GetSession().(*Session)
+	var raw []byte
+	if sess != nil {
+		var err error
+		if raw, err = json.Marshal(sess); err != nil {
+			return storage.Token{}, fmt.Errorf("encode session: %w", err)
+		}
+	}
+	data, err := json.Marshal(storedRequest{
+		ID:                req.GetID(),
+		RequestedAt:       req.GetRequestedAt(),
+		ClientID:          req.GetClient().GetID(),
+		RequestedScope:    req.GetRequestedScopes(),
+		GrantedScope:      req.GetGrantedScopes(),
+		RequestedAudience: req.GetRequestedAudience(),
+		GrantedAudience:   req.GetGrantedAudience(),
+		Form:              sanitizeForm(req.GetRequestForm()),
+		Session:           raw,
+	})
+	if err != nil {
+		return storage.Token{}, fmt.Errorf("encode request: %w", err)
+	}
+	t := storage.Token{
+		Kind:      kind,
+		Signature: signature,
+		RequestID: req.GetID(),
+		ClientID:  req.GetClient().GetID(),
+		CreatedAt: s.now().UTC(),
+		ExpiresAt: exp.UTC(),
+		Active:    true,
+		Data:      data,
+	}
+	if sess != nil {
+		t.Subject = sess.Subject
+	}
+	return t, nil
+}
+
+// decode rebuilds a fosite request. A token whose client was removed from
+// the configuration decodes as not found: deleting a client cuts its tokens.
+func (s *fositeStore) decode(t storage.Token, session fosite.Session) (*fosite.Request, error) {
+	var sr storedRequest
+	if err := json.Unmarshal(t.Data, &sr); err != nil {
+		return nil, fmt.Errorf("decode %s token: %w", t.Kind, err)
+	}
+	client, ok := s.clients[sr.ClientID]
+	if !ok {
+		return nil, fmt.Errorf("client %q of stored %s token is no longer configured: %w", sr.ClientID, t.Kind, fosite.ErrNotFound)
+	}
+	sess, ok := session.(*Session)
+	if !ok || sess == nil {
+		sess = newSession()
+	}
+	if len(sr.Session) > 0 {
+		*sess = Session{}
+		if err := json.Unmarshal(sr.Session, sess); err != nil {
+			return nil, fmt.Errorf("decode session of %s token: %w", t.Kind, err)
+		}
+	}
+	r := fosite.NewRequest()
+	r.ID = sr.ID
+	r.RequestedAt = sr.RequestedAt
+	r.Client = client
+	r.RequestedScope = sr.RequestedScope
+	r.GrantedScope = sr.GrantedScope
+	r.RequestedAudience = sr.RequestedAudience
+	r.GrantedAudience = sr.GrantedAudience
+	if sr.Form != nil {
+		r.Form = sr.Form
+	}
+	r.Session = sess
+	return r, nil
+}
+
+// expiry picks the record's lifetime from the session, falling back to the
+// configured lifetime so that every record can be swept.
+func (s *fositeStore) expiry(req fosite.Requester, tt fosite.TokenType, fallback time.Duration) time.Time {
+	if sess := req.GetSession(); sess != nil {
+		if exp := sess.GetExpiresAt(tt); !exp.IsZero() {
+			return exp
+		}
+	}
+	return s.now().Add(fallback)
+}
+
+func (s *fositeStore) create(ctx context.Context, kind storage.Kind, sig string, req fosite.Requester, exp time.Time) error {
+	t, err := s.encode(kind, sig, req, exp)
+	if err != nil {
+		return err
+	}
+	if tx := txFrom(ctx); tx != nil {
+		tx.issue = append(tx.issue, t)
+		return nil
+	}
+	if err := s.store.CreateToken(ctx, t); err != nil {
+		return fmt.Errorf("store %s token: %w", kind, err)
+	}
+	return nil
+}
+
+func (s *fositeStore) get(ctx context.Context, kind storage.Kind, sig string, session fosite.Session) (*fosite.Request, storage.Token, error) {
+	t, err := s.store.GetToken(ctx, kind, sig)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return nil, t, fmt.Errorf("%s token: %w", kind, fosite.ErrNotFound)
+	case errors.Is(err, storage.ErrInactive):
+		req, derr := s.decode(t, session)
+		if derr != nil {
+			return nil, t, derr
+		}
+		return req, t, storage.ErrInactive
+	case err != nil:
+		return nil, t, fmt.Errorf("load %s token: %w", kind, err)
+	}
+	req, err := s.decode(t, session)
+	return req, t, err
+}
+
+func (s *fositeStore) delete(ctx context.Context, kind storage.Kind, sig string) error {
+	err := s.store.DeleteToken(ctx, kind, sig)
+	if errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("%s token: %w", kind, fosite.ErrNotFound)
+	}
+	return err
+}
+
+// redeem marks a one-time token used. Inside a fosite transaction it is
+// deferred to Commit, so that the tokens issued for it land atomically.
+func (s *fositeStore) redeem(ctx context.Context, kind storage.Kind, sig string) error {
+	if tx := txFrom(ctx); tx != nil {
+		tx.redeemKind, tx.redeemSig = kind, sig
+		return nil
+	}
+	t, err := s.store.Redeem(ctx, kind, sig, nil)
+	return s.redeemError(ctx, t, err)
+}
+
+func (s *fositeStore) redeemError(ctx context.Context, t storage.Token, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, storage.ErrInactive):
+		if ex := exchangeFrom(ctx); ex != nil {
+			ex.reused = &t
+		}
+		return fmt.Errorf("%s token already used: %w", t.Kind, fosite.ErrInactiveToken)
+	case errors.Is(err, storage.ErrNotFound):
+		return fmt.Errorf("redeem: %w", fosite.ErrNotFound)
+	}
+	return fmt.Errorf("redeem %s token: %w", t.Kind, err)
+}
+
+// --- fosite.ClientManager
+
+func (s *fositeStore) GetClient(_ context.Context, id string) (fosite.Client, error) {
+	c, ok := s.clients[id]
+	if !ok {
+		return nil, fosite.ErrNotFound.WithHint("Unknown client.")
+	}
+	return c, nil
+}
+
+// ClientAssertionJWTValid defers the replay check to SetClientAssertionJWT,
+// whose insert is the atomic check.
+func (s *fositeStore) ClientAssertionJWTValid(context.Context, string) error { return nil }
+
+func (s *fositeStore) SetClientAssertionJWT(ctx context.Context, jti string, exp time.Time) error {
+	err := s.store.UseOnce(ctx, "client_assertion", jti, exp)
+	if errors.Is(err, storage.ErrAlreadyExists) {
+		return fosite.ErrJTIKnown
+	}
+	return err
+}
+
+// --- access tokens
+
+func (s *fositeStore) CreateAccessTokenSession(ctx context.Context, sig string, req fosite.Requester) error {
+	return s.create(ctx, storage.AccessToken, sig, req, s.expiry(req, fosite.AccessToken, s.lifetime.AccessToken))
+}
+
+func (s *fositeStore) GetAccessTokenSession(ctx context.Context, sig string, session fosite.Session) (fosite.Requester, error) {
+	req, _, err := s.get(ctx, storage.AccessToken, sig, session)
+	if err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+func (s *fositeStore) DeleteAccessTokenSession(ctx context.Context, sig string) error {
+	return s.delete(ctx, storage.AccessToken, sig)
+}
+
+// --- refresh tokens
+
+func (s *fositeStore) CreateRefreshTokenSession(ctx context.Context, sig, _ string, req fosite.Requester) error {
+	return s.create(ctx, storage.RefreshToken, sig, req, s.expiry(req, fosite.RefreshToken, s.lifetime.RefreshToken))
+}
+
+// GetRefreshTokenSession reports a redeemed refresh token as inactive with its
+// request, which is how fosite learns of reuse and revokes the grant.
+func (s *fositeStore) GetRefreshTokenSession(ctx context.Context, sig string, session fosite.Session) (fosite.Requester, error) {
+	req, t, err := s.get(ctx, storage.RefreshToken, sig, session)
+	if errors.Is(err, storage.ErrInactive) {
+		if ex := exchangeFrom(ctx); ex != nil {
+			ex.reused = &t
+		}
+		return req, fosite.ErrInactiveToken
+	}
+	if err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+func (s *fositeStore) DeleteRefreshTokenSession(ctx context.Context, sig string) error {
+	return s.delete(ctx, storage.RefreshToken, sig)
+}
+
+func (s *fositeStore) RotateRefreshToken(ctx context.Context, _ string, sig string) error {
+	return s.redeem(ctx, storage.RefreshToken, sig)
+}
+
+// RevokeRefreshToken and RevokeAccessToken both end the whole grant: RFC 7009
+// §2.1 asks that revoking a refresh token kill its access tokens, and a grant
+// with a dead access token but a live refresh token would only mint new ones.
+func (s *fositeStore) RevokeRefreshToken(ctx context.Context, requestID string) error {
+	return s.revokeGrant(ctx, requestID)
+}
+
+func (s *fositeStore) RevokeAccessToken(ctx context.Context, requestID string) error {
+	return s.revokeGrant(ctx, requestID)
+}
+
+func (s *fositeStore) revokeGrant(ctx context.Context, requestID string) error {
+	if _, err := s.store.RevokeGrant(ctx, requestID); err != nil {
+		return fmt.Errorf("revoke grant: %w", err)
+	}
+	return nil
+}
+
+// --- authorization codes
+
+func (s *fositeStore) CreateAuthorizeCodeSession(ctx context.Context, code string, req fosite.Requester) error {
+	return s.create(ctx, storage.AuthorizationCode, code, req, s.expiry(req, fosite.AuthorizeCode, s.lifetime.AuthorizationCode))
+}
+
+func (s *fositeStore) GetAuthorizeCodeSession(ctx context.Context, code string, session fosite.Session) (fosite.Requester, error) {
+	req, _, err := s.get(ctx, storage.AuthorizationCode, code, session)
+	if errors.Is(err, storage.ErrInactive) {
+		return req, fosite.ErrInvalidatedAuthorizeCode
+	}
+	if err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+func (s *fositeStore) InvalidateAuthorizeCodeSession(ctx context.Context, code string) error {
+	return s.redeem(ctx, storage.AuthorizationCode, code)
+}
+
+// --- PKCE
+
+func (s *fositeStore) CreatePKCERequestSession(ctx context.Context, sig string, req fosite.Requester) error {
+	// PKCE data goes straight to the store even inside a transaction: it is
+	// written at the authorization endpoint, before any redemption.
+	t, err := s.encode(storage.PKCE, sig, req, s.expiry(req, fosite.AuthorizeCode, s.lifetime.AuthorizationCode))
+	if err != nil {
+		return err
+	}
+	return s.store.CreateToken(ctx, t)
+}
+
+func (s *fositeStore) GetPKCERequestSession(ctx context.Context, sig string, session fosite.Session) (fosite.Requester, error) {
+	req, _, err := s.get(ctx, storage.PKCE, sig, session)
+	if err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+func (s *fositeStore) DeletePKCERequestSession(ctx context.Context, sig string) error {
+	if tx := txFrom(ctx); tx != nil {
+		tx.deletes = append(tx.deletes, storage.Token{Kind: storage.PKCE, Signature: sig})
+		return nil
+	}
+	return s.delete(ctx, storage.PKCE, sig)
+}
+
+// --- transactions: fosite brackets a redemption and the tokens it issues in
+// BeginTX/Commit. Postern collects them and applies them with one atomic
+// storage.Redeem, so two concurrent redemptions cannot both issue tokens.
+
+type pendingTx struct {
+	redeemKind storage.Kind
+	redeemSig  string
+	issue      []storage.Token
+	deletes    []storage.Token
+}
+
+type txKey struct{}
+
+func txFrom(ctx context.Context) *pendingTx {
+	tx, _ := ctx.Value(txKey{}).(*pendingTx)
+	return tx
+}
+
+func (s *fositeStore) BeginTX(ctx context.Context) (context.Context, error) {
+	return context.WithValue(ctx, txKey{}, &pendingTx{}), nil
+}
+
+func (s *fositeStore) Commit(ctx context.Context) error {
+	tx := txFrom(ctx)
+	if tx == nil {
+		return errors.New("commit without a transaction")
+	}
+	defer func() { *tx = pendingTx{} }()
+	if tx.redeemSig != "" {
+		t, err := s.store.Redeem(ctx, tx.redeemKind, tx.redeemSig, tx.issue)
+		if err := s.redeemError(ctx, t, err); err != nil {
+			return err
+		}
+	} else {
+		for _, t := range tx.issue {
+			if err := s.store.CreateToken(ctx, t); err != nil {
+				return fmt.Errorf("store %s token: %w", t.Kind, err)
+			}
+		}
+	}
+	for _, d := range tx.deletes {
+		// The PKCE record is single-use data whose code is already redeemed;
+		// failing to delete it leaves it to the sweeper, not the client.
+		_ = s.store.DeleteToken(ctx, d.Kind, d.Signature)
+	}
+	return nil
+}
+
+func (s *fositeStore) Rollback(ctx context.Context) error {
+	if tx := txFrom(ctx); tx != nil {
+		*tx = pendingTx{}
+	}
+	return nil
+}
+
+// --- per-request exchange notes: the token endpoint learns through them that
+// a one-time token was presented twice, to revoke and audit the grant.
+
+type exchange struct {
+	reused *storage.Token
+}
+
+type exchangeKey struct{}
+
+func withExchange(ctx context.Context) (context.Context, *exchange) {
+	ex := &exchange{}
+	return context.WithValue(ctx, exchangeKey{}, ex), ex
+}
+
+func exchangeFrom(ctx context.Context) *exchange {
+	ex, _ := ctx.Value(exchangeKey{}).(*exchange)
+	return ex
+}

@@ -1,0 +1,41 @@
+package authz
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/ory/fosite"
+)
+
+// handleRevoke is RFC 7009. The client authenticates (method enforced by
+// fosite); then an unknown token, an already revoked one, or another client's
+// token are all answered 200 with no effect (§2.2), so a client cannot probe
+// for tokens that are not its own.
+func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
+	if e := readForm(w, r); e != nil {
+		writeOAuthError(w, r, e)
+		return
+	}
+	ctx := r.Context()
+	if _, e := s.authenticateClient(ctx, r); e != nil {
+		writeOAuthError(w, r, e)
+		return
+	}
+	if r.PostForm.Get("token") == "" {
+		writeOAuthError(w, r, errInvalidRequest("Parameter \"token\" is missing."))
+		return
+	}
+	err := s.provider.NewRevocationRequest(ctx, r)
+	switch {
+	case err == nil, errors.Is(err, fosite.ErrUnauthorizedClient), errors.Is(err, fosite.ErrNotFound):
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusOK)
+	case errors.Is(err, fosite.ErrInvalidClient):
+		writeOAuthError(w, r, &oauthError{Status: http.StatusUnauthorized, Code: "invalid_client", Description: "Client authentication failed."})
+	case errors.Is(err, fosite.ErrInvalidRequest):
+		writeOAuthError(w, r, fromFosite(err))
+	default:
+		s.log.Error("revocation failure", "error", err)
+		writeOAuthError(w, r, &oauthError{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable", Description: "Revocation could not be completed; retry."})
+	}
+}

@@ -1,0 +1,148 @@
+package authz
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/ory/fosite"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/postern-auth/postern/flows"
+	"github.com/postern-auth/postern/storage"
+)
+
+// Access token formats.
+const (
+	FormatOpaque = "opaque"
+	FormatJWT    = "jwt"
+)
+
+// MaxBodyBytes bounds every request body; larger ones are refused with 413.
+const MaxBodyBytes = 1 << 20
+
+// Config is everything the HTTP face needs, already validated by the caller.
+type Config struct {
+	Issuer            string
+	AccessTokenFormat string
+	Lifetimes         flows.Lifetimes
+	Clients           []*flows.Client
+	// SecretHasher checks client secrets (see flows.SecretHasher).
+	SecretHasher fosite.Hasher
+	// HMACSecret keys opaque tokens; at least 32 bytes.
+	HMACSecret []byte
+	Logger     *slog.Logger
+	Now        func() time.Time
+}
+
+// Server is the authorization server's HTTP handler.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	store    storage.Store
+	keys     KeySet
+	fs       *fositeStore
+	provider fosite.OAuth2Provider
+	clients  map[string]*flows.Client
+	metrics  *metrics
+	registry *prometheus.Registry
+	router   *mux.Router
+	scopes   []string
+}
+
+// Endpoint paths, relative to the issuer.
+const (
+	pathToken      = "/oauth2/token"
+	pathIntrospect = "/oauth2/introspect"
+	pathRevoke     = "/oauth2/revoke"
+	pathJWKS       = "/.well-known/jwks.json"
+)
+
+// New builds the server. The store and keys stay owned by the caller.
+func New(cfg Config, store storage.Store, keys KeySet) (*Server, error) {
+	if cfg.Issuer == "" {
+		return nil, errors.New("authz: issuer is required")
+	}
+	if len(cfg.HMACSecret) < 32 {
+		return nil, errors.New("authz: HMAC secret shorter than 32 bytes")
+	}
+	if cfg.SecretHasher == nil {
+		return nil, errors.New("authz: secret hasher is required")
+	}
+	if cfg.AccessTokenFormat == "" {
+		cfg.AccessTokenFormat = FormatOpaque
+	}
+	if cfg.AccessTokenFormat != FormatOpaque && cfg.AccessTokenFormat != FormatJWT {
+		return nil, fmt.Errorf("authz: unknown access token format %q", cfg.AccessTokenFormat)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, store: store, keys: keys, clients: map[string]*flows.Client{}}
+	scopes := map[string]bool{}
+	for _, c := range cfg.Clients {
+		if _, dup := s.clients[c.ID]; dup {
+			return nil, fmt.Errorf("authz: client %q configured twice", c.ID)
+		}
+		s.clients[c.ID] = c
+		for _, sc := range c.Scopes {
+			scopes[sc] = true
+		}
+	}
+	for sc := range scopes {
+		s.scopes = append(s.scopes, sc)
+	}
+	sort.Strings(s.scopes)
+	s.fs = &fositeStore{store: store, clients: s.clients, lifetime: cfg.Lifetimes, now: cfg.Now}
+	s.provider, _ = newProvider(cfg, s.fs, cfg.HMACSecret, keys)
+	s.registry = prometheus.NewRegistry()
+	s.metrics = newMetrics(s.registry)
+	s.router = s.routes()
+	return s, nil
+}
+
+func (s *Server) routes() *mux.Router {
+	r := mux.NewRouter()
+	r.NotFoundHandler = s.instrument("not_found", http.HandlerFunc(s.notFound))
+	r.MethodNotAllowedHandler = s.instrument("method_not_allowed", http.HandlerFunc(s.notFound))
+	handle := func(path, name string, h http.HandlerFunc) {
+		r.Handle(path, s.instrument(name, h))
+	}
+	handle(pathToken, "token", s.handleToken)
+	handle(pathIntrospect, "introspect", s.handleIntrospect)
+	handle(pathRevoke, "revoke", s.handleRevoke)
+	handle("/.well-known/oauth-authorization-server", "discovery", s.handleDiscovery)
+	handle("/.well-known/openid-configuration", "discovery", s.handleDiscovery)
+	handle(pathJWKS, "jwks", s.handleJWKS)
+	handle("/healthz", "healthz", s.handleHealth)
+	r.Handle("/metrics", s.metricsHandler())
+	return r
+}
+
+// ServeHTTP bounds every body before anything reads it.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+	s.router.ServeHTTP(w, r)
+}
+
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	writeJSONError(w, http.StatusNotFound, "invalid_request", "No such endpoint.")
+}
+
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		writeJSONError(w, http.StatusMethodNotAllowed, "invalid_request", "Use GET.")
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write([]byte("ok\n"))
+}

@@ -1,0 +1,152 @@
+package authz
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/postern-auth/postern/flows"
+	"github.com/postern-auth/postern/keys"
+	"github.com/postern-auth/postern/storage"
+	"github.com/postern-auth/postern/storage/bolt"
+)
+
+type fixture struct {
+	srv    *Server
+	store  storage.Store
+	secret string // billing's client secret
+}
+
+// newFixture builds a server on a real bbolt store (fsync on) in a temp dir.
+func newFixture(tb testing.TB, format string) *fixture {
+	tb.Helper()
+	dir := tb.TempDir()
+	st, err := bolt.Open(filepath.Join(dir, "postern.db"), bolt.Options{SweepInterval: -1})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { st.Close() })
+	sec, err := keys.NewSecret([]byte("authz-test-secret-0123456789abcdef-xyz"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	km, err := keys.Open(context.Background(), st, sec, keys.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	secret, err := flows.GenerateClientSecret()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	hash, err := flows.HashClientSecret(secret)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	lt := flows.Lifetimes{AccessToken: time.Hour, ImplicitAccessToken: 30 * time.Minute, RefreshToken: 24 * time.Hour, AuthorizationCode: 10 * time.Minute}
+	srv, err := New(Config{
+		Issuer:            "https://auth.example.com",
+		AccessTokenFormat: format,
+		Lifetimes:         lt,
+		Clients: []*flows.Client{{
+			ID: "billing", SecretHash: []byte(hash), GrantTypes: []string{"client_credentials"},
+			Scopes: []string{"read", "write"}, TokenEndpointAuthMethod: flows.AuthSecretBasic, Lifetimes: lt,
+		}},
+		SecretHasher: flows.NewSecretHasher(),
+		HMACSecret:   sec.Derive("test hmac", 32),
+	}, st, km)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return &fixture{srv: srv, store: st, secret: secret}
+}
+
+func (f *fixture) post(tb testing.TB, path string, form url.Values) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("billing", f.secret)
+	rec := httptest.NewRecorder()
+	f.srv.ServeHTTP(rec, req)
+	return rec
+}
+
+func (f *fixture) token(tb testing.TB) string {
+	tb.Helper()
+	rec := f.post(tb, pathToken, url.Values{"grant_type": {"client_credentials"}})
+	if rec.Code != http.StatusOK {
+		tb.Fatalf("token: %d %s", rec.Code, rec.Body)
+	}
+	var body struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+		tb.Fatal(err)
+	}
+	return body.AccessToken
+}
+
+// TestStoredTokenHoldsNoCredential checks that the store keys tokens by
+// signature and that no credential from the request reaches the record.
+func TestStoredTokenHoldsNoCredential(t *testing.T) {
+	f := newFixture(t, FormatOpaque)
+	tok := f.token(t)
+	toks, err := f.store.ClientTokens(context.Background(), "billing")
+	if err != nil || len(toks) != 1 {
+		t.Fatalf("ClientTokens = %v, %v", toks, err)
+	}
+	rec := toks[0]
+	if strings.Contains(tok, rec.Signature) == false || tok == rec.Signature {
+		t.Errorf("record key %q is not the token's signature part", rec.Signature)
+	}
+	raw := string(rec.Data) + rec.Signature
+	for _, secret := range []string{tok, f.secret, strings.SplitN(strings.TrimPrefix(tok, "ory_at_"), ".", 2)[0]} {
+		if strings.Contains(raw, secret) {
+			t.Errorf("stored record contains a credential: %q", secret)
+		}
+	}
+}
+
+func TestJWTAccessTokenIntrospects(t *testing.T) {
+	f := newFixture(t, FormatJWT)
+	tok := f.token(t)
+	if strings.Count(tok, ".") != 2 {
+		t.Fatalf("not a JWT: %q", tok)
+	}
+	rec := f.post(t, pathIntrospect, url.Values{"token": {tok}})
+	var info map[string]any
+	_ = json.Unmarshal(rec.Body.Bytes(), &info)
+	if info["active"] != true || info["client_id"] != "billing" {
+		t.Fatalf("introspection = %s", rec.Body)
+	}
+	// A tampered signature must not introspect.
+	bad := tok[:len(tok)-4] + "AAAA"
+	rec = f.post(t, pathIntrospect, url.Values{"token": {bad}})
+	if !strings.Contains(rec.Body.String(), `"active":false`) {
+		t.Fatalf("tampered JWT introspection = %s", rec.Body)
+	}
+}
+
+// BenchmarkIntrospectOpaque measures introspection in process: client
+// authentication (keyed SHA-256), store read, session decode, JSON out.
+func BenchmarkIntrospectOpaque(b *testing.B) {
+	f := newFixture(b, FormatOpaque)
+	tok := f.token(b)
+	body := url.Values{"token": {tok}}.Encode()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		req := httptest.NewRequest(http.MethodPost, pathIntrospect, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth("billing", f.secret)
+		rec := httptest.NewRecorder()
+		f.srv.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"active":true`) {
+			b.Fatalf("introspect: %d %s", rec.Code, rec.Body)
+		}
+	}
+}

@@ -1,0 +1,79 @@
+package authz
+
+import (
+	"maps"
+	"time"
+
+	"github.com/ory/fosite"
+)
+
+// Session is what Postern keeps about the party a token speaks for. It is
+// serialized into every stored token, so field names are short and stable.
+type Session struct {
+	Subject   string                         `json:"sub,omitempty"`
+	Username  string                         `json:"usr,omitempty"`
+	ExpiresAt map[fosite.TokenType]time.Time `json:"exp,omitempty"`
+	// Claims are user attributes (email, name) surfaced by introspection and
+	// in JWT access tokens.
+	Claims map[string]any `json:"claims,omitempty"`
+	// GrantType, IP and UserAgent describe how the grant was obtained; the
+	// account page shows them so a user can recognise a device.
+	GrantType string `json:"gt,omitempty"`
+	IP        string `json:"ip,omitempty"`
+	UserAgent string `json:"ua,omitempty"`
+}
+
+var (
+	_ fosite.Session            = (*Session)(nil)
+	_ fosite.ExtraClaimsSession = (*Session)(nil)
+)
+
+func newSession() *Session { return &Session{} }
+
+func (s *Session) SetExpiresAt(key fosite.TokenType, exp time.Time) {
+	if s.ExpiresAt == nil {
+		s.ExpiresAt = make(map[fosite.TokenType]time.Time, 2)
+	}
+	s.ExpiresAt[key] = exp
+}
+
+func (s *Session) GetExpiresAt(key fosite.TokenType) time.Time {
+	if s == nil {
+		return time.Time{}
+	}
+	return s.ExpiresAt[key]
+}
+
+func (s *Session) GetUsername() string {
+	if s == nil {
+		return ""
+	}
+	return s.Username
+}
+
+func (s *Session) GetSubject() string {
+	if s == nil {
+		return ""
+	}
+	return s.Subject
+}
+
+// GetExtraClaims exposes user claims to fosite; the map may be modified.
+func (s *Session) GetExtraClaims() map[string]any {
+	if s.Claims == nil {
+		s.Claims = map[string]any{}
+	}
+	return s.Claims
+}
+
+// Clone copies the maps so a refreshed grant cannot alias its parent's
+// session (fosite clones before mutating expiry times).
+func (s *Session) Clone() fosite.Session {
+	if s == nil {
+		return nil
+	}
+	c := *s
+	c.ExpiresAt = maps.Clone(s.ExpiresAt)
+	c.Claims = maps.Clone(s.Claims)
+	return &c
+}

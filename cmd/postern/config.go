@@ -1,0 +1,604 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/postern-auth/postern/authz"
+	"github.com/postern-auth/postern/flows"
+)
+
+// fileConfig is the server's JSON configuration as written in git. Field
+// names are the external contract (DESIGN.md); client fields use RFC 7591.
+type fileConfig struct {
+	Issuer        string            `json:"issuer"`
+	Addr          string            `json:"addr"`
+	DataDir       string            `json:"data_dir"`
+	Tokens        json.RawMessage   `json:"tokens"` // tokensConfig, decoded under its own path
+	Keys          json.RawMessage   `json:"keys"`   // keysConfig, likewise
+	Clients       []json.RawMessage `json:"clients"`
+	Users         []json.RawMessage `json:"users"`
+	SAMLProviders []json.RawMessage `json:"saml_providers"`
+}
+
+type tokensConfig struct {
+	AccessTokenFormat      string   `json:"access_token_format"`
+	AccessTokenTTL         duration `json:"access_token_ttl"`
+	ImplicitAccessTokenTTL duration `json:"implicit_access_token_ttl"`
+	RefreshTokenTTL        duration `json:"refresh_token_ttl"`
+	AuthorizationCodeTTL   duration `json:"authorization_code_ttl"`
+}
+
+type keysConfig struct {
+	Algorithm string   `json:"algorithm"`
+	Overlap   duration `json:"rotation_overlap"`
+}
+
+type clientConfig struct {
+	ClientID                string   `json:"client_id"`
+	ClientName              string   `json:"client_name"`
+	ClientSecretHash        string   `json:"client_secret_hash"`
+	ClientSecret            string   `json:"client_secret"`
+	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method"`
+	GrantTypes              []string `json:"grant_types"`
+	ResponseTypes           []string `json:"response_types"`
+	RedirectURIs            []string `json:"redirect_uris"`
+	Scope                   string   `json:"scope"`
+	Audience                []string `json:"audience"`
+	Trusted                 bool     `json:"trusted"`
+}
+
+type userConfig struct {
+	Username     string            `json:"username"`
+	PasswordHash string            `json:"password_hash"`
+	Password     string            `json:"password"`
+	Claims       map[string]string `json:"claims"`
+}
+
+// duration reads Go duration strings ("1h", "30m").
+type duration struct{ time.Duration }
+
+func (d *duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return errors.New(`expected a duration string such as "1h" or "30m"`)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("bad duration %q", s)
+	}
+	d.Duration = v
+	return nil
+}
+
+// User is a local account as the server needs it.
+type User struct {
+	Username     string
+	PasswordHash string // argon2id PHC, or empty when Password is set
+	Password     string // development only
+	Claims       map[string]string
+}
+
+// Config is the validated server configuration.
+type Config struct {
+	Issuer       string
+	Addr         string
+	DataDir      string
+	Format       string
+	Lifetimes    flows.Lifetimes
+	KeyAlgorithm string
+	KeyOverlap   time.Duration
+	Clients      []*flows.Client
+	Users        []User
+	// Warnings are logged at start: development shortcuts that work but must
+	// not reach production.
+	Warnings []string
+}
+
+// configError names the field at fault: "config: clients[1].grant_types: ...".
+type configError struct {
+	Path string
+	Msg  string
+}
+
+func (e *configError) Error() string {
+	if e.Path == "" {
+		return "config: " + e.Msg
+	}
+	return "config: " + e.Path + ": " + e.Msg
+}
+
+func errAt(path, format string, args ...any) error {
+	return &configError{Path: path, Msg: fmt.Sprintf(format, args...)}
+}
+
+const maxConfigBytes = 16 << 20
+
+// loadConfig reads, expands and validates a configuration file.
+func loadConfig(path string, getenv func(string) string) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	raw, err := io.ReadAll(io.LimitReader(f, maxConfigBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("config: read %s: %w", path, err)
+	}
+	if len(raw) > maxConfigBytes {
+		return nil, fmt.Errorf("config: %s is larger than %d bytes", path, maxConfigBytes)
+	}
+	return parseConfig(raw, getenv)
+}
+
+func parseConfig(raw []byte, getenv func(string) string) (*Config, error) {
+	expanded, err := expandEnv(raw, getenv)
+	if err != nil {
+		return nil, err
+	}
+	var fc fileConfig
+	if err := strictDecode(expanded, &fc, ""); err != nil {
+		return nil, err
+	}
+	return fc.validate()
+}
+
+// strictDecode refuses unknown fields, trailing data and type mismatches,
+// naming the offending field under prefix.
+func strictDecode(data []byte, v any, prefix string) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return decodeError(err, prefix)
+	}
+	if dec.More() {
+		return errAt(prefix, "unexpected data after the JSON value")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errAt(prefix, "unexpected data after the JSON value")
+	}
+	return nil
+}
+
+func joinPath(prefix, field string) string {
+	if prefix == "" {
+		return field
+	}
+	if field == "" {
+		return prefix
+	}
+	return prefix + "." + field
+}
+
+func decodeError(err error, prefix string) error {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return errAt(prefix, "invalid JSON at byte %d: %v", syn.Offset, syn)
+	case errors.As(err, &typ):
+		return errAt(joinPath(prefix, typ.Field), "expected %s, got %s", typ.Type.String(), typ.Value)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return errAt(prefix, "unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return errAt(prefix, "unexpected end of JSON")
+	}
+	// Errors from UnmarshalJSON methods (durations) carry no field name in
+	// encoding/json v1; the message itself names what was expected.
+	return errAt(prefix, "%v", err)
+}
+
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// expandEnv replaces ${NAME} in every string value, so secrets stay out of
+// git. It works on the parsed tree, so a value cannot inject JSON.
+func expandEnv(raw []byte, getenv func(string) string) ([]byte, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var tree any
+	if err := dec.Decode(&tree); err != nil {
+		return nil, decodeError(err, "")
+	}
+	// Token rather than More: More reports false before a stray '}' or ']'.
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errAt("", "unexpected data after the JSON value")
+	}
+	out, err := expandValue(tree, "", getenv)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(out)
+}
+
+func expandValue(v any, path string, getenv func(string) string) (any, error) {
+	switch t := v.(type) {
+	case string:
+		var missing string
+		s := envRef.ReplaceAllStringFunc(t, func(m string) string {
+			name := m[2 : len(m)-1]
+			val := getenv(name)
+			if val == "" && missing == "" {
+				missing = name
+			}
+			return val
+		})
+		if missing != "" {
+			return nil, errAt(path, "environment variable %s is not set", missing)
+		}
+		return s, nil
+	case map[string]any:
+		for k, e := range t {
+			x, err := expandValue(e, joinPath(path, k), getenv)
+			if err != nil {
+				return nil, err
+			}
+			t[k] = x
+		}
+	case []any:
+		for i, e := range t {
+			x, err := expandValue(e, fmt.Sprintf("%s[%d]", path, i), getenv)
+			if err != nil {
+				return nil, err
+			}
+			t[i] = x
+		}
+	}
+	return v, nil
+}
+
+// Defaults (DESIGN.md).
+const (
+	defaultAddr         = "127.0.0.1:4444"
+	defaultDataDir      = "postern-data"
+	defaultAccessTTL    = time.Hour
+	defaultImplicitTTL  = 30 * time.Minute
+	maxImplicitTTL      = 24 * time.Hour
+	defaultRefreshTTL   = 720 * time.Hour
+	defaultCodeTTL      = 10 * time.Minute
+	defaultKeyOverlap   = 24 * time.Hour
+	defaultKeyAlgorithm = "ES256"
+)
+
+func (fc *fileConfig) validate() (*Config, error) {
+	c := &Config{Addr: fc.Addr, DataDir: fc.DataDir}
+	if c.Addr == "" {
+		c.Addr = defaultAddr
+	} else if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		return nil, errAt("addr", "expected host:port, got %q", c.Addr)
+	}
+	if c.DataDir == "" {
+		c.DataDir = defaultDataDir
+	}
+	if fc.Issuer != "" {
+		iss, err := validateIssuer(fc.Issuer)
+		if err != nil {
+			return nil, errAt("issuer", "%v", err)
+		}
+		c.Issuer = iss
+	}
+	// Decoded here rather than with the file so that an unknown field or a
+	// bad duration is reported under "tokens" or "keys".
+	var tc tokensConfig
+	var kc keysConfig
+	if len(fc.Tokens) > 0 {
+		if err := strictDecode(fc.Tokens, &tc, "tokens"); err != nil {
+			return nil, err
+		}
+	}
+	if len(fc.Keys) > 0 {
+		if err := strictDecode(fc.Keys, &kc, "keys"); err != nil {
+			return nil, err
+		}
+	}
+	if err := tc.apply(c); err != nil {
+		return nil, err
+	}
+	switch kc.Algorithm {
+	case "":
+		c.KeyAlgorithm = defaultKeyAlgorithm
+	case "ES256", "RS256":
+		c.KeyAlgorithm = kc.Algorithm
+	default:
+		return nil, errAt("keys.algorithm", "unknown algorithm %q (want ES256 or RS256)", kc.Algorithm)
+	}
+	c.KeyOverlap = kc.Overlap.Duration
+	if c.KeyOverlap == 0 {
+		c.KeyOverlap = defaultKeyOverlap
+	} else if c.KeyOverlap < 0 {
+		return nil, errAt("keys.rotation_overlap", "must be positive")
+	}
+	// A rotated-out key must stay published while tokens it signed live,
+	// implicit-grant tokens included.
+	if c.KeyOverlap < c.Lifetimes.AccessToken {
+		return nil, errAt("keys.rotation_overlap", "%s is shorter than access_token_ttl %s: tokens would outlive their key", c.KeyOverlap, c.Lifetimes.AccessToken)
+	}
+	if c.KeyOverlap < c.Lifetimes.ImplicitAccessToken {
+		return nil, errAt("keys.rotation_overlap", "%s is shorter than implicit_access_token_ttl %s: tokens would outlive their key", c.KeyOverlap, c.Lifetimes.ImplicitAccessToken)
+	}
+
+	seen := map[string]int{}
+	for i, raw := range fc.Clients {
+		path := fmt.Sprintf("clients[%d]", i)
+		var cc clientConfig
+		if err := strictDecode(raw, &cc, path); err != nil {
+			return nil, err
+		}
+		client, warn, err := cc.validate(path, c.Lifetimes)
+		if err != nil {
+			return nil, err
+		}
+		if j, dup := seen[client.ID]; dup {
+			return nil, errAt(path+".client_id", "%q is already used by clients[%d]", client.ID, j)
+		}
+		seen[client.ID] = i
+		c.Clients = append(c.Clients, client)
+		c.Warnings = append(c.Warnings, warn...)
+	}
+	users := map[string]int{}
+	for i, raw := range fc.Users {
+		path := fmt.Sprintf("users[%d]", i)
+		var uc userConfig
+		if err := strictDecode(raw, &uc, path); err != nil {
+			return nil, err
+		}
+		u, warn, err := uc.validate(path)
+		if err != nil {
+			return nil, err
+		}
+		if j, dup := users[u.Username]; dup {
+			return nil, errAt(path+".username", "%q is already used by users[%d]", u.Username, j)
+		}
+		users[u.Username] = i
+		c.Users = append(c.Users, u)
+		c.Warnings = append(c.Warnings, warn...)
+	}
+	if len(fc.SAMLProviders) > 0 {
+		return nil, errAt("saml_providers", "SAML login is not available in this version of postern")
+	}
+	return c, nil
+}
+
+func validateIssuer(s string) (string, error) {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return "", fmt.Errorf("expected an absolute http(s) URL, got %q", s)
+	}
+	// ContainsAny also catches a bare "?" or "#", which url.Parse records as
+	// empty RawQuery and Fragment.
+	if strings.ContainsAny(s, "?#") || u.User != nil {
+		return "", fmt.Errorf("must not contain a query, fragment or user info (RFC 8414 §2)")
+	}
+	return strings.TrimSuffix(s, "/"), nil
+}
+
+func (t tokensConfig) apply(c *Config) error {
+	switch t.AccessTokenFormat {
+	case "", authz.FormatOpaque:
+		c.Format = authz.FormatOpaque
+	case authz.FormatJWT:
+		c.Format = authz.FormatJWT
+	default:
+		return errAt("tokens.access_token_format", "unknown format %q (want \"opaque\" or \"jwt\")", t.AccessTokenFormat)
+	}
+	ttl := func(name string, d duration, def time.Duration) (time.Duration, error) {
+		switch {
+		case d.Duration == 0:
+			return def, nil
+		case d.Duration < time.Second:
+			return 0, errAt("tokens."+name, "must be at least 1s, got %s", d.Duration)
+		}
+		return d.Duration, nil
+	}
+	var err error
+	if c.Lifetimes.AccessToken, err = ttl("access_token_ttl", t.AccessTokenTTL, defaultAccessTTL); err != nil {
+		return err
+	}
+	if c.Lifetimes.ImplicitAccessToken, err = ttl("implicit_access_token_ttl", t.ImplicitAccessTokenTTL, defaultImplicitTTL); err != nil {
+		return err
+	}
+	if c.Lifetimes.ImplicitAccessToken > maxImplicitTTL {
+		return errAt("tokens.implicit_access_token_ttl", "%s exceeds the 24h limit for implicit tokens", c.Lifetimes.ImplicitAccessToken)
+	}
+	if c.Lifetimes.RefreshToken, err = ttl("refresh_token_ttl", t.RefreshTokenTTL, defaultRefreshTTL); err != nil {
+		return err
+	}
+	if c.Lifetimes.AuthorizationCode, err = ttl("authorization_code_ttl", t.AuthorizationCodeTTL, defaultCodeTTL); err != nil {
+		return err
+	}
+	if c.Lifetimes.AuthorizationCode > time.Hour {
+		return errAt("tokens.authorization_code_ttl", "%s is too long; codes must be short-lived (at most 1h)", c.Lifetimes.AuthorizationCode)
+	}
+	return nil
+}
+
+var (
+	knownGrants = map[string]bool{
+		flows.GrantAuthorizationCode: true, flows.GrantImplicit: true, flows.GrantPassword: true,
+		flows.GrantClientCredentials: true, flows.GrantRefreshToken: true,
+	}
+	// RFC 6749 §3.3 scope-token characters.
+	scopeToken = regexp.MustCompile(`^[\x21\x23-\x5B\x5D-\x7E]+$`)
+	// Client IDs appear in URLs, logs and HTTP Basic; keep them unambiguous.
+	clientIDPattern = regexp.MustCompile(`^[A-Za-z0-9._~-]{1,128}$`)
+)
+
+func (cc clientConfig) validate(path string, lt flows.Lifetimes) (*flows.Client, []string, error) {
+	var warnings []string
+	if cc.ClientID == "" {
+		return nil, nil, errAt(path+".client_id", "is required")
+	}
+	if !clientIDPattern.MatchString(cc.ClientID) {
+		return nil, nil, errAt(path+".client_id", "%q must be 1-128 characters of A-Z a-z 0-9 . _ ~ -", cc.ClientID)
+	}
+	c := &flows.Client{
+		ID:                      cc.ClientID,
+		Name:                    cc.ClientName,
+		TokenEndpointAuthMethod: cc.TokenEndpointAuthMethod,
+		Trusted:                 cc.Trusted,
+		Audience:                cc.Audience,
+		Lifetimes:               lt,
+	}
+	switch cc.TokenEndpointAuthMethod {
+	case "":
+		c.TokenEndpointAuthMethod = flows.AuthSecretBasic
+	case flows.AuthSecretBasic, flows.AuthSecretPost, flows.AuthNone:
+	default:
+		return nil, nil, errAt(path+".token_endpoint_auth_method", "unknown method %q (want client_secret_basic, client_secret_post or none)", cc.TokenEndpointAuthMethod)
+	}
+	public := c.TokenEndpointAuthMethod == flows.AuthNone
+	switch {
+	case public && (cc.ClientSecretHash != "" || cc.ClientSecret != ""):
+		return nil, nil, errAt(path, "a public client (token_endpoint_auth_method \"none\") must not have a secret")
+	case !public && cc.ClientSecretHash != "" && cc.ClientSecret != "":
+		return nil, nil, errAt(path, "set client_secret_hash or client_secret, not both")
+	case !public && cc.ClientSecretHash != "":
+		if err := flows.ValidateSecretHash(cc.ClientSecretHash); err != nil {
+			return nil, nil, errAt(path+".client_secret_hash", "%v", err)
+		}
+		c.SecretHash = []byte(cc.ClientSecretHash)
+	case !public && cc.ClientSecret != "":
+		if strings.HasPrefix(cc.ClientSecret, "$") {
+			return nil, nil, errAt(path+".client_secret", "looks like a hash; put it in client_secret_hash")
+		}
+		c.SecretHash = []byte(cc.ClientSecret)
+		warnings = append(warnings, fmt.Sprintf("%s (%s) has a plain client_secret: for development only; use `postern clients secret` and client_secret_hash", path, cc.ClientID))
+	case !public:
+		return nil, nil, errAt(path, "a confidential client needs client_secret_hash (see `postern clients secret`), or token_endpoint_auth_method \"none\" for a public client")
+	}
+
+	if len(cc.GrantTypes) == 0 {
+		return nil, nil, errAt(path+".grant_types", "is required")
+	}
+	grants := map[string]bool{}
+	for _, g := range cc.GrantTypes {
+		if !knownGrants[g] {
+			return nil, nil, errAt(path+".grant_types", "unknown grant %q", g)
+		}
+		if grants[g] {
+			return nil, nil, errAt(path+".grant_types", "grant %q listed twice", g)
+		}
+		grants[g] = true
+	}
+	c.GrantTypes = cc.GrantTypes
+	if grants[flows.GrantClientCredentials] && public {
+		return nil, nil, errAt(path+".grant_types", "client_credentials needs a confidential client (RFC 6749 §4.4)")
+	}
+	if grants[flows.GrantPassword] && !cc.Trusted {
+		return nil, nil, errAt(path+".grant_types", "the password grant is only for first-party clients with \"trusted\": true")
+	}
+	if grants[flows.GrantRefreshToken] && !grants[flows.GrantAuthorizationCode] && !grants[flows.GrantPassword] {
+		return nil, nil, errAt(path+".grant_types", "refresh_token needs authorization_code or password: no other grant issues refresh tokens")
+	}
+	browser := grants[flows.GrantAuthorizationCode] || grants[flows.GrantImplicit]
+	if browser && len(cc.RedirectURIs) == 0 {
+		return nil, nil, errAt(path+".redirect_uris", "is required for authorization_code and implicit")
+	}
+	if !browser && len(cc.RedirectURIs) > 0 {
+		return nil, nil, errAt(path+".redirect_uris", "only authorization_code and implicit clients have redirect URIs")
+	}
+	for j, u := range cc.RedirectURIs {
+		if err := validateRedirectURI(u); err != nil {
+			return nil, nil, errAt(fmt.Sprintf("%s.redirect_uris[%d]", path, j), "%v", err)
+		}
+	}
+	c.RedirectURIs = cc.RedirectURIs
+	for _, rt := range cc.ResponseTypes {
+		switch {
+		case rt == "code" && grants[flows.GrantAuthorizationCode]:
+		case rt == "token" && grants[flows.GrantImplicit]:
+		case rt == "code" || rt == "token":
+			return nil, nil, errAt(path+".response_types", "%q needs grant %s", rt, map[string]string{"code": "authorization_code", "token": "implicit"}[rt])
+		default:
+			return nil, nil, errAt(path+".response_types", "unknown response type %q (want code or token)", rt)
+		}
+	}
+	c.ResponseTypes = cc.ResponseTypes
+	for _, sc := range strings.Fields(cc.Scope) {
+		if !scopeToken.MatchString(sc) {
+			return nil, nil, errAt(path+".scope", "invalid scope %q", sc)
+		}
+		c.Scopes = append(c.Scopes, sc)
+	}
+	return c, warnings, nil
+}
+
+// validateRedirectURI enforces RFC 6749 §3.1.2 and RFC 9700 §2.1: absolute,
+// no fragment, and plain http only for loopback (RFC 8252 §7.3). Private
+// schemes (com.example.app:/cb) are allowed for native apps.
+func validateRedirectURI(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme == "" {
+		return fmt.Errorf("%q is not an absolute URI", s)
+	}
+	if u.Fragment != "" || strings.Contains(s, "#") {
+		return fmt.Errorf("%q must not contain a fragment", s)
+	}
+	if strings.ContainsAny(s, "*") {
+		return fmt.Errorf("%q: wildcards are not allowed; redirect URIs match exactly", s)
+	}
+	switch u.Scheme {
+	case "https":
+		if u.Host == "" {
+			return fmt.Errorf("%q has no host", s)
+		}
+	case "http":
+		host := u.Hostname()
+		ip := net.ParseIP(host)
+		if host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return fmt.Errorf("%q: plain http is only allowed for loopback addresses", s)
+		}
+	case "javascript", "data", "file", "vbscript":
+		return fmt.Errorf("%q: scheme %q is not allowed", s, u.Scheme)
+	}
+	return nil
+}
+
+var usernamePattern = regexp.MustCompile(`^[^\s:]{1,256}$`)
+
+func (uc userConfig) validate(path string) (User, []string, error) {
+	u := User{Username: uc.Username, Claims: uc.Claims}
+	if uc.Username == "" {
+		return u, nil, errAt(path+".username", "is required")
+	}
+	// A colon is reserved: federated subjects are "provider:name".
+	if !usernamePattern.MatchString(uc.Username) {
+		return u, nil, errAt(path+".username", "%q must be 1-256 characters without spaces or colons", uc.Username)
+	}
+	var warnings []string
+	switch {
+	case uc.PasswordHash != "" && uc.Password != "":
+		return u, nil, errAt(path, "set password_hash or password, not both")
+	case uc.PasswordHash != "":
+		if err := flows.ValidatePasswordHash(uc.PasswordHash); err != nil {
+			return u, nil, errAt(path+".password_hash", "%v", err)
+		}
+		u.PasswordHash = uc.PasswordHash
+	case uc.Password != "":
+		u.Password = uc.Password
+		warnings = append(warnings, fmt.Sprintf("%s (%s) has a plain password: for development only; use `postern users hash` and password_hash", path, uc.Username))
+	default:
+		return u, nil, errAt(path, "password_hash is required (see `postern users hash`)")
+	}
+	keys := make([]string, 0, len(uc.Claims))
+	for k := range uc.Claims {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		switch k {
+		case "sub", "iss", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope", "active", "token_type", "username":
+			return u, nil, errAt(path+".claims."+k, "is reserved by the token format")
+		}
+	}
+	return u, warnings, nil
+}

@@ -1,0 +1,78 @@
+// Command postern is the Postern authorization server and its gateway
+// sidecar in one binary. This package owns flags, subcommands and the
+// process lifecycle; everything else is passed in as configuration.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+)
+
+// version is set at build time with -ldflags "-X main.version=v1.2.3".
+var version = ""
+
+const usage = `postern: an OAuth 2.0 authorization server
+
+Usage:
+  postern serve --config FILE [--addr HOST:PORT] [--issuer URL] [--data DIR]
+                [--secret-file FILE] [--log-format text|json] [--log-level LEVEL]
+  postern clients secret        print a new client secret and its client_secret_hash
+  postern clients hash          hash a human-chosen client secret read from stdin (argon2id)
+  postern users hash            hash a password read from the terminal or stdin (argon2id)
+  postern keys rotate --config FILE [--data DIR] [--secret-file FILE]
+  postern keys list   --config FILE [--data DIR]
+  postern version
+  postern help
+
+The system secret comes from POSTERN_SECRET (at least 32 bytes) or
+--secret-file; without either, one is generated into the data directory
+(development only).
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// exit codes
+const (
+	exitOK    = 0
+	exitError = 1
+	exitUsage = 2
+)
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "serve":
+		return runServe(args[1:], stdout, stderr)
+	case "clients":
+		return runClients(args[1:], stdin, stdout, stderr)
+	case "users":
+		return runUsers(args[1:], stdin, stdout, stderr)
+	case "keys":
+		return runKeys(args[1:], stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, "postern", versionString())
+		return exitOK
+	case "help", "--help", "-help", "-h":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "postern: unknown command %q\n\n%s", args[0], usage)
+	return exitUsage
+}
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}

@@ -1,0 +1,4 @@
+// Package flows owns grant policy and user authentication: which client may
+// use which grant, token lifetimes, refresh families, client-secret and
+// password checks, and (later) SAML login. It knows nothing of HTTP routing.
+package flows

@@ -1,0 +1,131 @@
+// Package storage owns the persistence contract of the authorization server:
+// the records it keeps (tokens, signing keys, audit events, one-time markers)
+// and the Store interface every backend implements. It speaks the server's
+// own words and knows nothing of fosite, HTTP or configuration; backends live
+// in sub-packages (storage/bolt) and all pass storage/storagetest.
+package storage
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors a caller branches on. Backends wrap them with context; test with errors.Is.
+var (
+	// ErrNotFound: no record under that key (or it has expired).
+	ErrNotFound = errors.New("storage: not found")
+	// ErrAlreadyExists: a record with that key exists (a replayed one-time ID,
+	// a duplicate token signature).
+	ErrAlreadyExists = errors.New("storage: already exists")
+	// ErrInactive: the one-time token was already redeemed. The record is
+	// still returned alongside so the caller can revoke its grant.
+	ErrInactive = errors.New("storage: token already used")
+	// ErrLocked: the store is held by another process.
+	ErrLocked = errors.New("storage: store is locked by another process")
+)
+
+// Kind says what a token record is. The store indexes all kinds alike.
+type Kind string
+
+const (
+	AccessToken       Kind = "access"
+	RefreshToken      Kind = "refresh"
+	AuthorizationCode Kind = "code"
+	PKCE              Kind = "pkce"
+)
+
+// Token is one issued credential. It is keyed by (Kind, Signature): the
+// signature is the HMAC or JWT signature part of the token, never the token
+// itself, so a copy of the store cannot be replayed as bearer tokens.
+type Token struct {
+	Kind      Kind
+	Signature string
+	// RequestID names the grant the token belongs to; every token minted from
+	// one authorization (code, its refresh chain) shares it.
+	RequestID string
+	ClientID  string
+	Subject   string // empty for client-credentials tokens
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	// Active is false once a one-time token (code, refresh) was redeemed. The
+	// record is kept until it expires so that a replay can be detected.
+	Active bool
+	// Data is the caller's serialized request; opaque to the store.
+	Data []byte
+}
+
+// Key is a signing key pair. The private half arrives already encrypted by
+// package keys; the store never sees key material in the clear.
+type Key struct {
+	ID        string
+	Algorithm string
+	CreatedAt time.Time
+	// RetireAt is when the key stops being published; zero while it is the
+	// active signing key or has not been rotated out.
+	RetireAt time.Time
+	Active   bool   // the one key new tokens are signed with
+	Public   []byte // JWK (JSON) of the public key
+	Private  []byte // encrypted private JWK
+}
+
+// Event is one audit log entry (logins, revocations, refresh-token reuse).
+type Event struct {
+	ID        string // assigned by the store when empty; sortable by time
+	Time      time.Time
+	Type      string // e.g. "refresh_token_reuse", "grant_revoked", "login_failed"
+	Subject   string
+	ClientID  string
+	RequestID string
+	IP        string
+	UserAgent string
+	Detail    string
+}
+
+// Store is what the server needs from a backend. Every method is safe for
+// concurrent use; every mutation is durable when it returns.
+type Store interface {
+	// CreateToken stores a new token and indexes it by grant, subject, client
+	// and expiry. ErrAlreadyExists if (Kind, Signature) is taken.
+	CreateToken(ctx context.Context, t Token) error
+	// GetToken returns an unexpired token. A redeemed one-time token comes
+	// back with ErrInactive (and the record).
+	GetToken(ctx context.Context, kind Kind, signature string) (Token, error)
+	// DeleteToken removes one token; ErrNotFound if absent.
+	DeleteToken(ctx context.Context, kind Kind, signature string) error
+	// Redeem marks an active one-time token used and stores the tokens issued
+	// for it, in one atomic step: of two concurrent redemptions exactly one
+	// succeeds and the other gets ErrInactive (with the record). ErrNotFound
+	// if the token does not exist or expired.
+	Redeem(ctx context.Context, kind Kind, signature string, issue []Token) (Token, error)
+	// RevokeGrant deletes every token of a grant at once and reports how many
+	// it removed (zero is not an error).
+	RevokeGrant(ctx context.Context, requestID string) (int, error)
+	// GrantTokens lists the tokens of one grant, redeemed ones included.
+	GrantTokens(ctx context.Context, requestID string) ([]Token, error)
+	// SubjectTokens and ClientTokens list unexpired tokens through their
+	// indexes, in one read transaction.
+	SubjectTokens(ctx context.Context, subject string) ([]Token, error)
+	ClientTokens(ctx context.Context, clientID string) ([]Token, error)
+	// DeleteExpired removes tokens and one-time markers that expired before
+	// now and reports how many records it removed.
+	DeleteExpired(ctx context.Context, now time.Time) (int, error)
+
+	// UseOnce records id in namespace until exp; ErrAlreadyExists if it is
+	// already recorded and unexpired (client-assertion JTIs, SAML assertion IDs).
+	UseOnce(ctx context.Context, namespace, id string, exp time.Time) error
+
+	// Keys returns every stored signing key.
+	Keys(ctx context.Context) ([]Key, error)
+	// UpdateKeys replaces the key set with what fn returns, atomically with
+	// the read it is given, so two processes cannot both rotate.
+	UpdateKeys(ctx context.Context, fn func(old []Key) ([]Key, error)) error
+
+	// AppendEvent adds an audit event; ListEvents returns a subject's newest
+	// events first, at most limit.
+	AppendEvent(ctx context.Context, e Event) error
+	ListEvents(ctx context.Context, subject string, limit int) ([]Event, error)
+
+	// Close releases the store; pending writes are flushed first.
+	Close() error
+}
