@@ -25,6 +25,7 @@ type fositeStore struct {
 	clients  map[string]*flows.Client
 	lifetime flows.Lifetimes
 	now      func() time.Time
+	users    *flows.Directory
 }
 
 var (
@@ -314,8 +315,11 @@ func (s *fositeStore) CreateAuthorizeCodeSession(ctx context.Context, code strin
 }
 
 func (s *fositeStore) GetAuthorizeCodeSession(ctx context.Context, code string, session fosite.Session) (fosite.Requester, error) {
-	req, _, err := s.get(ctx, storage.AuthorizationCode, code, session)
+	req, t, err := s.get(ctx, storage.AuthorizationCode, code, session)
 	if errors.Is(err, storage.ErrInactive) {
+		if ex := exchangeFrom(ctx); ex != nil {
+			ex.reused = &t
+		}
 		return req, fosite.ErrInvalidatedAuthorizeCode
 	}
 	if err != nil {
@@ -354,6 +358,39 @@ func (s *fositeStore) DeletePKCERequestSession(ctx context.Context, sig string) 
 		return nil
 	}
 	return s.delete(ctx, storage.PKCE, sig)
+}
+
+// --- resource owner password credentials
+
+// Authenticate checks a password-grant login through the same directory and
+// brute-force counters as the login form.
+func (s *fositeStore) Authenticate(ctx context.Context, name, secret string) (string, error) {
+	ex := exchangeFrom(ctx)
+	if ex == nil {
+		return "", errors.New("password grant outside the token endpoint")
+	}
+	u, err := s.users.Authenticate(ctx, name, secret, ex.ip)
+	var throttled *flows.ThrottledError
+	switch {
+	case errors.As(err, &throttled):
+		ex.throttled = throttled.RetryAfter
+		return "", fmt.Errorf("login throttled: %w", fosite.ErrNotFound)
+	case errors.Is(err, flows.ErrBadCredentials):
+		ex.failed = name
+		return "", fmt.Errorf("password grant: %w", fosite.ErrNotFound)
+	case err != nil:
+		return "", err
+	}
+	if ex.session != nil {
+		ex.session.Username = u.Username
+		if len(u.Claims) > 0 {
+			ex.session.Claims = make(map[string]any, len(u.Claims))
+			for k, v := range u.Claims {
+				ex.session.Claims[k] = v
+			}
+		}
+	}
+	return u.Username, nil
 }
 
 // --- transactions: fosite brackets a redemption and the tokens it issues in
@@ -416,6 +453,12 @@ func (s *fositeStore) Rollback(ctx context.Context) error {
 
 type exchange struct {
 	reused *storage.Token
+	// For the password grant: who is asking from where, and the outcome.
+	client    *flows.Client
+	session   *Session
+	ip        string
+	throttled time.Duration
+	failed    string // username whose password was wrong
 }
 
 type exchangeKey struct{}

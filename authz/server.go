@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -37,6 +38,13 @@ type Config struct {
 	HMACSecret []byte
 	Logger     *slog.Logger
 	Now        func() time.Time
+	// Users authenticates local accounts (login form and password grant).
+	Users *flows.Directory
+	// CookieKey (64 bytes) encrypts the login session cookie and keys the
+	// CSRF tokens.
+	CookieKey []byte
+	// SessionTTL is how long a login session lasts; default 8h.
+	SessionTTL time.Duration
 }
 
 // Server is the authorization server's HTTP handler.
@@ -52,6 +60,9 @@ type Server struct {
 	registry *prometheus.Registry
 	router   *mux.Router
 	scopes   []string
+	users    *flows.Directory
+	jar      *cookieJar
+	pages    pages
 }
 
 // Endpoint paths, relative to the issuer.
@@ -85,7 +96,20 @@ func New(cfg Config, store storage.Store, keys KeySet) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, store: store, keys: keys, clients: map[string]*flows.Client{}}
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = 8 * time.Hour
+	}
+	if cfg.Users == nil {
+		cfg.Users = flows.NewDirectory(nil, flows.NewThrottle(flows.ThrottleOptions{}))
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, store: store, keys: keys, clients: map[string]*flows.Client{}, users: cfg.Users}
+	var err error
+	if s.jar, err = newCookieJar(cfg.CookieKey, strings.HasPrefix(cfg.Issuer, "https://"), cfg.SessionTTL, cfg.Now); err != nil {
+		return nil, fmt.Errorf("authz: %w", err)
+	}
+	if s.pages, err = parsePages(); err != nil {
+		return nil, fmt.Errorf("authz: %w", err)
+	}
 	scopes := map[string]bool{}
 	for _, c := range cfg.Clients {
 		if _, dup := s.clients[c.ID]; dup {
@@ -100,7 +124,7 @@ func New(cfg Config, store storage.Store, keys KeySet) (*Server, error) {
 		s.scopes = append(s.scopes, sc)
 	}
 	sort.Strings(s.scopes)
-	s.fs = &fositeStore{store: store, clients: s.clients, lifetime: cfg.Lifetimes, now: cfg.Now}
+	s.fs = &fositeStore{store: store, clients: s.clients, lifetime: cfg.Lifetimes, now: cfg.Now, users: cfg.Users}
 	s.provider, _ = newProvider(cfg, s.fs, cfg.HMACSecret, keys)
 	s.registry = prometheus.NewRegistry()
 	s.metrics = newMetrics(s.registry)
@@ -122,6 +146,11 @@ func (s *Server) routes() *mux.Router {
 	handle("/.well-known/openid-configuration", "discovery", s.handleDiscovery)
 	handle(pathJWKS, "jwks", s.handleJWKS)
 	handle("/healthz", "healthz", s.handleHealth)
+	handle(pathAuthorize, "authorize", s.handleAuthorize)
+	handle(pathLogin, "login", s.handleLogin)
+	handle(pathConsent, "consent", s.handleConsent)
+	handle(pathLogout, "logout", s.handleLogout)
+	r.PathPrefix("/static/").Handler(s.instrument("static", s.staticHandler()))
 	r.Handle("/metrics", s.metricsHandler())
 	return r
 }

@@ -77,3 +77,6 @@ func (s *Session) Clone() fosite.Session {
 	c.Claims = maps.Clone(s.Claims)
 	return &c
 }
+
+// SetSubject lets fosite's password-grant handler record who logged in.
+func (s *Session) SetSubject(sub string) { s.Subject = sub }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/ory/fosite"
 
@@ -13,7 +15,10 @@ import (
 
 // grantsServed are the grant types whose handlers are composed in fosite.go.
 var grantsServed = map[string]bool{
+	flows.GrantAuthorizationCode: true,
 	flows.GrantClientCredentials: true,
+	flows.GrantPassword:          true,
+	flows.GrantRefreshToken:      true,
 }
 
 // handleToken is the token endpoint (RFC 6749 §3.2). It checks what fosite
@@ -44,6 +49,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	sess.GrantType = grant
 	sess.IP = clientIP(r)
 	sess.UserAgent = r.UserAgent()
+	ex.session, ex.ip = sess, sess.IP
 	ar, err := s.provider.NewAccessRequest(ctx, r, sess)
 	if err != nil {
 		s.tokenError(ctx, w, r, ar, ex, grant, err)
@@ -54,8 +60,12 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		s.tokenError(ctx, w, r, ar, ex, grant, &oauthError{Status: http.StatusBadRequest, Code: "unauthorized_client", Description: "The client is not registered for grant type \"" + grant + "\"."})
 		return
 	}
-	if grant == flows.GrantClientCredentials {
+	ex.client = client
+	if grant == flows.GrantClientCredentials || grant == flows.GrantPassword {
 		grantRequested(ar, client)
+	}
+	if grant == flows.GrantPassword {
+		s.audit(r, "login", ar.GetSession().GetSubject(), client.ID, "password grant")
 	}
 	resp, err := s.provider.NewAccessResponse(ctx, ar)
 	if err != nil {
@@ -90,6 +100,13 @@ func (s *Server) tokenError(ctx context.Context, w http.ResponseWriter, r *http.
 		if c, ok := ar.GetClient().(*flows.Client); ok && c != nil && !c.HasGrant(grant) {
 			e = &oauthError{Status: http.StatusBadRequest, Code: "unauthorized_client", Description: "The client is not registered for grant type \"" + grant + "\"."}
 		}
+	}
+	if ex.throttled > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(ex.throttled.Round(time.Second)/time.Second)+1))
+		e = &oauthError{Status: http.StatusTooManyRequests, Code: "invalid_grant", Description: "Too many failed logins; retry later."}
+	}
+	if ex.failed != "" {
+		s.audit(r, "login_failed", ex.failed, clientIDOf(ex.client), "password grant")
 	}
 	if ex.reused != nil {
 		s.revokeReused(ctx, r, *ex.reused)

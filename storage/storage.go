@@ -82,6 +82,15 @@ type Event struct {
 	Detail    string
 }
 
+// Consent is a user's remembered "allow" for a client: the scopes they
+// agreed to, so the consent page is skipped until they revoke it.
+type Consent struct {
+	Subject   string
+	ClientID  string
+	Scopes    []string
+	GrantedAt time.Time
+}
+
 // Store is what the server needs from a backend. Every method is safe for
 // concurrent use; every mutation is durable when it returns.
 type Store interface {
@@ -125,6 +134,15 @@ type Store interface {
 	// events first, at most limit.
 	AppendEvent(ctx context.Context, e Event) error
 	ListEvents(ctx context.Context, subject string, limit int) ([]Event, error)
+
+	// PutConsent stores (or replaces) a remembered consent; GetConsent
+	// returns ErrNotFound when there is none; ListConsents returns a
+	// subject's consents ordered by client ID; DeleteConsent returns
+	// ErrNotFound when there was nothing to delete.
+	PutConsent(ctx context.Context, c Consent) error
+	GetConsent(ctx context.Context, subject, clientID string) (Consent, error)
+	ListConsents(ctx context.Context, subject string) ([]Consent, error)
+	DeleteConsent(ctx context.Context, subject, clientID string) error
 
 	// Close releases the store; pending writes are flushed first.
 	Close() error

@@ -26,6 +26,7 @@ type fileConfig struct {
 	DataDir       string            `json:"data_dir"`
 	Tokens        json.RawMessage   `json:"tokens"` // tokensConfig, decoded under its own path
 	Keys          json.RawMessage   `json:"keys"`   // keysConfig, likewise
+	Login         json.RawMessage   `json:"login"`  // loginConfig, likewise
 	Clients       []json.RawMessage `json:"clients"`
 	Users         []json.RawMessage `json:"users"`
 	SAMLProviders []json.RawMessage `json:"saml_providers"`
@@ -42,6 +43,10 @@ type tokensConfig struct {
 type keysConfig struct {
 	Algorithm string   `json:"algorithm"`
 	Overlap   duration `json:"rotation_overlap"`
+}
+
+type loginConfig struct {
+	SessionTTL duration `json:"session_ttl"`
 }
 
 type clientConfig struct {
@@ -81,14 +86,6 @@ func (d *duration) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// User is a local account as the server needs it.
-type User struct {
-	Username     string
-	PasswordHash string // argon2id PHC, or empty when Password is set
-	Password     string // development only
-	Claims       map[string]string
-}
-
 // Config is the validated server configuration.
 type Config struct {
 	Issuer       string
@@ -99,7 +96,8 @@ type Config struct {
 	KeyAlgorithm string
 	KeyOverlap   time.Duration
 	Clients      []*flows.Client
-	Users        []User
+	Users        []flows.User
+	SessionTTL   time.Duration
 	// Warnings are logged at start: development shortcuts that work but must
 	// not reach production.
 	Warnings []string
@@ -267,6 +265,7 @@ const (
 	defaultCodeTTL      = 10 * time.Minute
 	defaultKeyOverlap   = 24 * time.Hour
 	defaultKeyAlgorithm = "ES256"
+	defaultSessionTTL   = 8 * time.Hour
 )
 
 func (fc *fileConfig) validate() (*Config, error) {
@@ -324,6 +323,21 @@ func (fc *fileConfig) validate() (*Config, error) {
 	}
 	if c.KeyOverlap < c.Lifetimes.ImplicitAccessToken {
 		return nil, errAt("keys.rotation_overlap", "%s is shorter than implicit_access_token_ttl %s: tokens would outlive their key", c.KeyOverlap, c.Lifetimes.ImplicitAccessToken)
+	}
+
+	var lc loginConfig
+	if len(fc.Login) > 0 {
+		if err := strictDecode(fc.Login, &lc, "login"); err != nil {
+			return nil, err
+		}
+	}
+	switch d := lc.SessionTTL.Duration; {
+	case d == 0:
+		c.SessionTTL = defaultSessionTTL
+	case d < time.Minute || d > 30*24*time.Hour:
+		return nil, errAt("login.session_ttl", "%s is outside 1m to 720h", d)
+	default:
+		c.SessionTTL = d
 	}
 
 	seen := map[string]int{}
@@ -565,8 +579,8 @@ func validateRedirectURI(s string) error {
 
 var usernamePattern = regexp.MustCompile(`^[^\s:]{1,256}$`)
 
-func (uc userConfig) validate(path string) (User, []string, error) {
-	u := User{Username: uc.Username, Claims: uc.Claims}
+func (uc userConfig) validate(path string) (flows.User, []string, error) {
+	u := flows.User{Username: uc.Username, Claims: uc.Claims}
 	if uc.Username == "" {
 		return u, nil, errAt(path+".username", "is required")
 	}

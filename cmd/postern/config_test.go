@@ -98,7 +98,8 @@ func TestParseConfigErrors(t *testing.T) {
 		config string
 		env    map[string]string
 		want   string // the whole error message
-		prefix bool   // want is only a prefix (the rest comes from package flows)
+		prefix bool   // want is only a prefix (the rest comes from package flows) ...
+		also   string // ... which must contain this
 	}{
 		// JSON syntax and structure.
 		{name: "syntax error", config: `{"issuer": }`,
@@ -165,15 +166,15 @@ func TestParseConfigErrors(t *testing.T) {
 		{name: "plain secret starting with $", config: secondClient(`{"client_id": "web", "client_secret": "$ecret", ` + cc + `}`),
 			want: `config: clients[1].client_secret: looks like a hash; put it in client_secret_hash`},
 		{name: "truncated hmac hash", config: secondClient(`{"client_id": "web", "client_secret_hash": "$hmac-sha256$c2FsdA", ` + cc + `}`),
-			want: `config: clients[1].client_secret_hash: `, prefix: true},
+			want: `config: clients[1].client_secret_hash: `, prefix: true, also: "malformed hash: hmac-sha256"},
 		{name: "hmac hash with short mac", config: secondClient(`{"client_id": "web", "client_secret_hash": "$hmac-sha256$AAAAAAAAAAAAAAAAAAAAAA$AAAA", ` + cc + `}`),
-			want: `config: clients[1].client_secret_hash: `, prefix: true},
+			want: `config: clients[1].client_secret_hash: `, prefix: true, also: "mac is 3 bytes"},
 		{name: "bcrypt hash", config: secondClient(`{"client_id": "web", "client_secret_hash": "$2a$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy", ` + cc + `}`),
-			want: `config: clients[1].client_secret_hash: `, prefix: true},
+			want: `config: clients[1].client_secret_hash: `, prefix: true, also: "unknown hash format"},
 		{name: "plaintext in client_secret_hash", config: secondClient(`{"client_id": "web", "client_secret_hash": "s3cret", ` + cc + `}`),
-			want: `config: clients[1].client_secret_hash: `, prefix: true},
+			want: `config: clients[1].client_secret_hash: `, prefix: true, also: "unknown hash format"},
 		{name: "argon2id hash with bad parameters", config: secondClient(`{"client_id": "web", "client_secret_hash": "$argon2id$v=19$m=65536,t=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA", ` + cc + `}`),
-			want: `config: clients[1].client_secret_hash: `, prefix: true},
+			want: `config: clients[1].client_secret_hash: `, prefix: true, also: "malformed hash: argon2id"},
 		{name: "unknown auth method", config: secondClient(`{"client_id": "web", "token_endpoint_auth_method": "private_key_jwt", ` + cc + `}`),
 			want: `config: clients[1].token_endpoint_auth_method: unknown method "private_key_jwt" (want client_secret_basic, client_secret_post or none)`},
 
@@ -348,9 +349,9 @@ func TestParseConfigErrors(t *testing.T) {
 		{name: "neither password nor password_hash", config: secondUser(`{"username": "bob"}`),
 			want: "config: users[1]: password_hash is required (see `postern users hash`)"},
 		{name: "bad password_hash", config: secondUser(`{"username": "bob", "password_hash": "$argon2i$v=19$m=65536,t=1,p=2$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"}`),
-			want: `config: users[1].password_hash: `, prefix: true},
+			want: `config: users[1].password_hash: `, prefix: true, also: `"argon2i" is not supported`},
 		{name: "password_hash is a client secret hash", config: secondUser(`{"username": "bob", "password_hash": "@HMAC@"}`),
-			want: `config: users[1].password_hash: `, prefix: true},
+			want: `config: users[1].password_hash: `, prefix: true, also: `"hmac-sha256" is not supported`},
 		{name: "reserved claim sub", config: secondUser(`{"username": "bob", "password": "x", "claims": {"email": "b@example.com", "sub": "admin"}}`),
 			want: `config: users[1].claims.sub: is reserved by the token format`},
 		{name: "reserved claim scope", config: secondUser(`{"username": "bob", "password": "x", "claims": {"scope": "admin"}}`),
@@ -376,8 +377,8 @@ func TestParseConfigErrors(t *testing.T) {
 			}
 			got := err.Error()
 			if tt.prefix {
-				if !strings.HasPrefix(got, tt.want) || len(got) == len(tt.want) {
-					t.Errorf("error = %q\nwant a message starting %q", got, tt.want)
+				if !strings.HasPrefix(got, tt.want) || !strings.Contains(got[len(tt.want):], tt.also) || tt.also == "" {
+					t.Errorf("error = %q\nwant a message starting %q and containing %q", got, tt.want, tt.also)
 				}
 			} else if got != tt.want {
 				t.Errorf("error = %q\nwant    %q", got, tt.want)

@@ -18,6 +18,7 @@ const usage = `postern: an OAuth 2.0 authorization server
 Usage:
   postern serve --config FILE [--addr HOST:PORT] [--issuer URL] [--data DIR]
                 [--secret-file FILE] [--log-format text|json] [--log-level LEVEL]
+  postern gateway --config FILE [--log-format text|json] [--log-level LEVEL]
   postern clients secret        print a new client secret and its client_secret_hash
   postern clients hash          hash a human-chosen client secret read from stdin (argon2id)
   postern users hash            hash a password read from the terminal or stdin (argon2id)
@@ -50,6 +51,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return runServe(args[1:], stdout, stderr)
+	case "gateway":
+		return runGateway(args[1:], stdout, stderr)
 	case "clients":
 		return runClients(args[1:], stdin, stdout, stderr)
 	case "users":

@@ -156,6 +156,9 @@ func serve(ctx context.Context, cfg *Config, secretFile string, log *slog.Logger
 		Clients:           cfg.Clients,
 		SecretHasher:      flows.NewSecretHasher(),
 		HMACSecret:        secret.Derive("postern token hmac v1", 32),
+		CookieKey:         secret.Derive("postern cookies v1", 64),
+		SessionTTL:        cfg.SessionTTL,
+		Users:             flows.NewDirectory(cfg.Users, flows.NewThrottle(flows.ThrottleOptions{})),
 		Logger:            log,
 	}, store, km)
 	if err != nil {

@@ -19,6 +19,7 @@
 //	onceexp   be64(exp nanos) + lp(namespace) + id → ∅
 //	keys      Key.ID                              → encoded Key
 //	events    lp(subject) + be64(Time nanos) + ID → encoded Event
+//	consents  lp(subject) + clientID              → encoded Consent
 //	meta      "schema"                            → schema version
 //
 // Listing an owner's tokens is a cursor Seek on lp(owner) in its index plus
@@ -57,9 +58,10 @@ var (
 	bucketKeys     = []byte("keys")
 	bucketEvents   = []byte("events")
 	bucketMeta     = []byte("meta")
+	bucketConsents = []byte("consents")
 
 	allBuckets = [][]byte{bucketTokens, bucketGrants, bucketSubjects, bucketClients, bucketExpiry,
-		bucketOnce, bucketOnceExp, bucketKeys, bucketEvents, bucketMeta}
+		bucketOnce, bucketOnceExp, bucketKeys, bucketEvents, bucketMeta, bucketConsents}
 
 	metaSchema = []byte("schema")
 )
@@ -71,6 +73,17 @@ const schemaVersion byte = 1
 const (
 	defaultTimeout       = time.Second
 	defaultSweepInterval = time.Minute
+
+	// batchDelay is how long a write waits for others to join its commit.
+	// bbolt closes a batch when this window ends; writes arriving while a
+	// commit is under way open the next window, and every window pays for a
+	// commit of its own (two fdatasyncs). So the window trades the latency
+	// floor of every token write against sustained throughput: under steady
+	// load, a window shorter than a commit produces commits faster than the
+	// disk absorbs them. bbolt's default of 10ms puts 10ms under every write;
+	// 2ms covers commits on SSDs and cloud block storage and measured ~4x
+	// better in both latency and throughput here (BenchmarkCreateToken*).
+	batchDelay = 2 * time.Millisecond
 )
 
 var errClosed = errors.New("store is closed")
@@ -142,6 +155,7 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 
+	db.MaxBatchDelay = batchDelay
 	s := &Store{db: db, path: path, now: opts.Now, log: opts.Logger}
 	if opts.SweepInterval > 0 {
 		ctx, cancel := context.WithCancel(context.Background())

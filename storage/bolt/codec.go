@@ -257,7 +257,23 @@ func parseTokenKey(k []byte) (storage.Kind, string, error) {
 	if w <= 0 || n > uint64(len(k)-w) {
 		return "", "", fmt.Errorf("token key: %w", errCorrupt)
 	}
-	return storage.Kind(k[w : w+int(n)]), string(k[w+int(n):]), nil
+	return kindOf(k[w : w+int(n)]), string(k[w+int(n):]), nil
+}
+
+// kindOf returns the known kinds without allocating: listings decode
+// thousands of keys.
+func kindOf(b []byte) storage.Kind {
+	switch string(b) {
+	case string(storage.AccessToken):
+		return storage.AccessToken
+	case string(storage.RefreshToken):
+		return storage.RefreshToken
+	case string(storage.AuthorizationCode):
+		return storage.AuthorizationCode
+	case string(storage.PKCE):
+		return storage.PKCE
+	}
+	return storage.Kind(b)
 }
 
 // indexKey is lp(owner) + tail, so that a Seek on lp(owner) lists an owner.

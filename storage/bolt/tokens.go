@@ -251,8 +251,12 @@ func (s *Store) Redeem(ctx context.Context, kind storage.Kind, signature string,
 		rec = t
 		return nil
 	})
-	if err != nil {
+	switch {
+	case errors.Is(err, storage.ErrInactive):
 		return rec, fmt.Errorf("redeem %s token: %w", kind, err)
+	case err != nil:
+		// Not rec: a failed commit may follow a run that had set it.
+		return storage.Token{}, fmt.Errorf("redeem %s token: %w", kind, err)
 	}
 	return rec, nil
 }
@@ -333,12 +337,13 @@ func (s *Store) list(ctx context.Context, index []byte, owner string) ([]storage
 	now := s.now()
 	var toks []storage.Token
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
-		tokens := tx.Bucket(bucketTokens)
+		// One cursor for all lookups: Bucket.Get allocates a cursor per call.
+		tokens := tx.Bucket(bucketTokens).Cursor()
 		c := tx.Bucket(index).Cursor()
 		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 			key := k[len(prefix):]
-			v := tokens.Get(key)
-			if v == nil {
+			tk, v := tokens.Seek(key)
+			if !bytes.Equal(tk, key) {
 				return fmt.Errorf("index %s names a missing token: %w", index, errCorrupt)
 			}
 			t, err := decodeToken(key, v)

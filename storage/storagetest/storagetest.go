@@ -61,6 +61,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"UpdateKeysConcurrent", testUpdateKeysConcurrent},
 		{"Events", testEvents},
 		{"EventIDs", testEventIDs},
+		{"Consents", testConsents},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,159 @@
+package authz
+
+import (
+	"errors"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/postern-auth/postern/flows"
+	"github.com/postern-auth/postern/storage"
+)
+
+// readPageForm parses a POSTed HTML form (bounded by ServeHTTP).
+func readPageForm(r *http.Request) bool {
+	if r.Method != http.MethodPost {
+		return false
+	}
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/x-www-form-urlencoded" {
+		return false
+	}
+	return r.ParseForm() == nil
+}
+
+func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int, c *flows.Client, auth, username, msg string) {
+	d := pageData{Title: "Sign in", CSRF: s.jar.csrfToken(w, r), Auth: auth, Username: username, Error: msg}
+	var targets []string
+	if c != nil {
+		d.ClientName = clientName(c)
+		for _, u := range c.RedirectURIs {
+			targets = append(targets, originOf(u))
+		}
+	}
+	s.render(w, status, "login", d, targets...)
+}
+
+func clientName(c *flows.Client) string {
+	if c.Name != "" {
+		return c.Name
+	}
+	return c.ID
+}
+
+// clientOfAuth finds the client a pending authorization request names.
+func (s *Server) clientOfAuth(auth string) (*flows.Client, url.Values, bool) {
+	if auth == "" {
+		return nil, nil, true
+	}
+	q, err := url.ParseQuery(auth)
+	if err != nil {
+		return nil, nil, false
+	}
+	c, ok := s.clients[q.Get("client_id")]
+	return c, q, ok
+}
+
+// handleLogin shows and checks the login form. After a good login the
+// browser goes to this server's authorization endpoint (resuming the
+// request) or to the account page: the target is never taken from the
+// request, so the form cannot be used as an open redirect.
+func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		c, _, ok := s.clientOfAuth(r.URL.Query().Get("auth"))
+		if !ok {
+			s.renderError(w, http.StatusBadRequest, "Invalid request", "The sign-in link is malformed.")
+			return
+		}
+		s.renderLogin(w, r, http.StatusOK, c, r.URL.Query().Get("auth"), "", "")
+		return
+	case http.MethodPost:
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		s.renderError(w, http.StatusMethodNotAllowed, "Invalid request", "Use the sign-in form.")
+		return
+	}
+	if !readPageForm(r) {
+		s.renderError(w, http.StatusBadRequest, "Invalid request", "The form could not be read.")
+		return
+	}
+	auth := r.PostForm.Get("auth")
+	c, q, ok := s.clientOfAuth(auth)
+	if !ok {
+		s.renderError(w, http.StatusBadRequest, "Invalid request", "The sign-in form refers to an unknown application.")
+		return
+	}
+	username := r.PostForm.Get("username")
+	if !s.jar.checkCSRF(r) {
+		s.renderLogin(w, r, http.StatusForbidden, c, auth, username, "Your sign-in form expired. Please try again.")
+		return
+	}
+	ctx := r.Context()
+	u, err := s.users.Authenticate(ctx, username, r.PostForm.Get("password"), clientIP(r))
+	var throttled *flows.ThrottledError
+	switch {
+	case errors.As(err, &throttled):
+		w.Header().Set("Retry-After", strconv.Itoa(int(throttled.RetryAfter.Round(time.Second)/time.Second)+1))
+		s.renderLogin(w, r, http.StatusTooManyRequests, c, auth, username, "Too many failed attempts. Wait a moment before trying again.")
+		return
+	case err != nil:
+		s.audit(r, "login_failed", username, clientIDOf(c), "")
+		s.renderLogin(w, r, http.StatusOK, c, auth, username, "Invalid username or password.")
+		return
+	}
+	if err := s.jar.startSession(w, loginSession{Subject: u.Username, Username: u.Username, Claims: u.Claims}); err != nil {
+		s.log.Error("start login session", "error", err)
+		s.renderError(w, http.StatusInternalServerError, "Something went wrong", "Please try again.")
+		return
+	}
+	s.audit(r, "login", u.Username, clientIDOf(c), "")
+	target := pathAccount
+	if q != nil {
+		target = pathAuthorize + "?" + pendingAuth(q)
+	}
+	http.Redirect(w, r, target, http.StatusSeeOther)
+}
+
+func clientIDOf(c *flows.Client) string {
+	if c == nil {
+		return ""
+	}
+	return c.ID
+}
+
+// handleLogout ends the login session (POST with CSRF: a cross-site image
+// must not sign a user out).
+func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
+	if !readPageForm(r) {
+		w.Header().Set("Allow", "POST")
+		s.renderError(w, http.StatusMethodNotAllowed, "Invalid request", "Sign out with the button on your account page.")
+		return
+	}
+	if !s.jar.checkCSRF(r) {
+		s.renderError(w, http.StatusForbidden, "Invalid request", "The form expired. Go back, reload and try again.")
+		return
+	}
+	if u := s.jar.session(r); u != nil {
+		s.audit(r, "logout", u.Subject, "", "")
+	}
+	s.jar.endSession(w)
+	http.Redirect(w, r, pathLogin, http.StatusSeeOther)
+}
+
+// audit records a security event for a user; only known users get events,
+// so a spray of invented names cannot grow the log.
+func (s *Server) audit(r *http.Request, typ, subject, clientID, detail string) {
+	if subject == "" {
+		return
+	}
+	if _, known := s.users.Lookup(subject); !known && typ == "login_failed" {
+		return
+	}
+	ev := storage.Event{Time: s.cfg.Now().UTC(), Type: typ, Subject: subject, ClientID: clientID, IP: clientIP(r), UserAgent: r.UserAgent(), Detail: detail}
+	if err := s.store.AppendEvent(r.Context(), ev); err != nil {
+		s.log.Error("record audit event", "type", typ, "error", err)
+	}
+}

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/postern-auth/postern/gateway"
+)
+
+type gatewayFlags struct {
+	config    string
+	logFormat string
+	logLevel  string
+}
+
+func runGateway(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f gatewayFlags
+	fs.StringVar(&f.config, "config", "", "configuration `file` (JSON)")
+	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "postern gateway: unexpected argument %q\n", fs.Arg(0))
+		return exitUsage
+	}
+	log, err := newLogger(stderr, f.logFormat, f.logLevel)
+	if err != nil {
+		fmt.Fprintln(stderr, "postern gateway:", err)
+		return exitUsage
+	}
+	if f.config == "" {
+		fmt.Fprintln(stderr, "postern gateway: --config is required")
+		return exitUsage
+	}
+	cfg, err := loadGatewayConfig(f.config, os.Getenv)
+	if err != nil {
+		fmt.Fprintln(stderr, "postern gateway:", err)
+		return exitUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := runGatewayServer(ctx, cfg, log, stdout); err != nil {
+		log.Error("postern gateway stopped", "error", err)
+		return exitError
+	}
+	return exitOK
+}
+
+func runGatewayServer(ctx context.Context, cfg *GatewayConfig, log *slog.Logger, stdout io.Writer) error {
+	gcfg := cfg.Gateway
+	gcfg.Logger = log
+	gw, err := gateway.New(gcfg)
+	if err != nil {
+		return err
+	}
+	defer gw.Close()
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	scheme := "http"
+	if cfg.TLS != nil {
+		scheme = "https"
+	}
+	hs := &http.Server{
+		Handler:           gw,
+		TLSConfig:         cfg.TLS,
+		ReadHeaderTimeout: 10 * time.Second,
+		// No ReadTimeout or WriteTimeout: uploads, server-sent events and
+		// WebSockets stream for as long as they need; idle keep-alive
+		// connections are still closed.
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	servers := []*http.Server{hs}
+	errc := make(chan error, 2)
+	go func() {
+		if cfg.TLS != nil {
+			errc <- hs.ServeTLS(ln, "", "")
+		} else {
+			errc <- hs.Serve(ln)
+		}
+	}()
+
+	var adminAddr net.Addr
+	if cfg.AdminListen != "" {
+		aln, err := net.Listen("tcp", cfg.AdminListen)
+		if err != nil {
+			hs.Close()
+			return fmt.Errorf("listen on admin_listen %s: %w", cfg.AdminListen, err)
+		}
+		adminAddr = aln.Addr()
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", gw.MetricsHandler())
+		mux.HandleFunc("GET "+gateway.HealthPath, func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+		as := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+		servers = append(servers, as)
+		go func() { errc <- as.Serve(aln) }()
+	}
+
+	// Discovery now, so a wrong issuer or secret-less server shows in the
+	// log at start; the gateway still serves (public routes need no server,
+	// and the server may come up later).
+	go func() {
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := gw.Warm(wctx); err != nil {
+			log.Warn("authorization server not reachable yet; tokens will be checked once it is", "issuer", gcfg.Issuer, "error", err)
+		}
+	}()
+
+	log.Info("postern gateway ready", "addr", ln.Addr().String(), "issuer", gcfg.Issuer, "routes", len(gcfg.Routes))
+	fmt.Fprintf(stdout, "postern gateway listening on %s://%s\n", scheme, ln.Addr())
+	if adminAddr != nil {
+		fmt.Fprintf(stdout, "postern gateway metrics at http://%s/metrics\n", adminAddr)
+	}
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing in-flight requests")
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	var errs []error
+	for _, s := range servers {
+		if err := s.Shutdown(sctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped cleanly")
+	return nil
+}

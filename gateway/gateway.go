@@ -1,0 +1,284 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Gateway is the sidecar's HTTP handler: route, check, proxy.
+type Gateway struct {
+	routes       *routeTable
+	all          []*route
+	validator    *validator
+	limiter      *limiter
+	clientTiers  map[string]*tierState
+	fwd          *forwardedPolicy
+	protected    protectedHeaders
+	claimHeaders map[string]string // claim → canonical header
+	realm        string
+	metrics      *metrics
+	log          *slog.Logger
+	authClient   *http.Client
+	disco        *discovery
+}
+
+// New builds a Gateway. Nothing is fetched yet: discovery happens on the
+// first request that needs a token checked (or through Warm), so the
+// gateway can start before the authorization server does.
+func New(cfg Config) (*Gateway, error) {
+	if err := cfg.check(); err != nil {
+		return nil, fmt.Errorf("gateway config: %w", err)
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	client := cfg.AuthClient
+	if client == nil {
+		client = newAuthClient()
+	}
+	g := &Gateway{
+		log:          log,
+		metrics:      newMetrics(),
+		fwd:          newForwardedPolicy(cfg.PublicURL, cfg.TrustedProxies),
+		protected:    newProtectedHeaders(cfg.ClaimHeaders),
+		claimHeaders: map[string]string{},
+		clientTiers:  map[string]*tierState{},
+		limiter:      newLimiter(defaultMaxRateLimitKeys, now),
+		authClient:   client,
+	}
+	g.realm = g.fwd.realm()
+	for claim, h := range cfg.ClaimHeaders {
+		g.claimHeaders[claim] = http.CanonicalHeaderKey(h)
+	}
+	tiers := map[string]*tierState{}
+	for name, t := range cfg.Tiers {
+		tiers[name] = newTierState(name, t)
+	}
+	for client, tier := range cfg.ClientTiers {
+		g.clientTiers[client] = tiers[tier]
+	}
+	for _, r := range cfg.Routes {
+		rt := &route{Route: r, prefix: normalizePrefix(r.PathPrefix), tier: tiers[r.Tier]}
+		rt.label = rt.prefix
+		rt.scopeStr = strings.Join(r.Scopes, " ")
+		rt.proxy = g.newRouteProxy(rt)
+		g.all = append(g.all, rt)
+	}
+	g.routes = newRouteTable(g.all)
+
+	g.disco = &discovery{issuer: strings.TrimSuffix(cfg.Issuer, "/"), client: client, now: now}
+	in := &introspector{disco: g.disco, client: client, clientID: cfg.ClientID, clientSecret: cfg.ClientSecret,
+		issuer: g.disco.issuer, claimHeaders: cfg.ClaimHeaders}
+	maxAge, minRefetch := cfg.JWKS.MaxAge, cfg.JWKS.MinRefetchInterval
+	if maxAge <= 0 {
+		maxAge = DefaultJWKSMaxAge
+	}
+	if minRefetch == 0 {
+		minRefetch = DefaultJWKSMinRefetch
+	}
+	jv := &jwtVerifier{issuer: g.disco.issuer, audience: cfg.Audience, claimHeaders: cfg.ClaimHeaders, now: now,
+		keys: newKeySet(g.disco, client, maxAge, minRefetch, now)}
+	maxEntries := cfg.Cache.MaxEntries
+	if maxEntries == 0 {
+		maxEntries = DefaultCacheEntries
+	}
+	g.validator = &validator{
+		cache:       newTokenCache(maxEntries),
+		ttl:         cfg.Cache.TTL,
+		negativeTTL: cfg.Cache.NegativeTTL,
+		introspect:  in.introspect,
+		verifyJWT:   jv.verify,
+		now:         now,
+		metrics:     g.metrics,
+	}
+	return g, nil
+}
+
+func newAuthClient() *http.Client {
+	return &http.Client{
+		Timeout: authServerTimeout,
+		Transport: &http.Transport{
+			Proxy:               http.ProxyFromEnvironment,
+			DialContext:         (&net.Dialer{Timeout: authServerTimeout, KeepAlive: 30 * time.Second}).DialContext,
+			ForceAttemptHTTP2:   true,
+			MaxIdleConnsPerHost: 64, // introspection calls run concurrently, one per uncached token
+			IdleConnTimeout:     90 * time.Second,
+			TLSHandshakeTimeout: authServerTimeout,
+		},
+		// The server's endpoints answer directly; a redirect would be a
+		// misconfiguration, and following it could send the gateway's
+		// credentials elsewhere.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// Warm runs discovery now, so a misconfigured issuer shows in the log at
+// start rather than at the first request. Failure is not fatal.
+func (g *Gateway) Warm(ctx context.Context) error {
+	_, err := g.disco.get(ctx)
+	return err
+}
+
+// MetricsHandler serves Prometheus metrics (for the admin listener).
+func (g *Gateway) MetricsHandler() http.Handler { return g.metrics.handler() }
+
+// Close releases idle upstream connections.
+func (g *Gateway) Close() {
+	for _, rt := range g.all {
+		rt.proxy.transport.CloseIdleConnections()
+	}
+	if tr, ok := g.authClient.Transport.(*http.Transport); ok {
+		tr.CloseIdleConnections()
+	}
+}
+
+// HealthPath is answered by the gateway itself and never proxied.
+const HealthPath = "/healthz"
+
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == HealthPath {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		_, _ = io.WriteString(w, "ok\n")
+		return
+	}
+	start := time.Now()
+	rec := &statusRecorder{ResponseWriter: w}
+	label, clientID := g.handle(rec, r)
+	status := rec.status
+	if status == 0 {
+		status = http.StatusOK
+		if r.Header.Get("Upgrade") != "" {
+			// ReverseProxy hijacked the connection for the upgrade and
+			// wrote 101 itself, past the recorder.
+			status = http.StatusSwitchingProtocols
+		}
+	}
+	g.metrics.request(label, clientID, status)
+	// Method, path and outcome only: query strings and headers can carry
+	// credentials.
+	g.log.Debug("request", "method", r.Method, "path", r.URL.Path, "route", label, "client_id", clientID,
+		"status", status, "duration", time.Since(start))
+}
+
+// handle runs the checks in order (route, token, rate limit, scope) and
+// proxies only when all pass. It returns the route label and client for
+// metrics.
+func (g *Gateway) handle(w http.ResponseWriter, r *http.Request) (label, clientID string) {
+	if !cleanPath(r.URL.Path) {
+		writeError(w, http.StatusBadRequest, "invalid_request", "The request path is not in canonical form.")
+		return "", ""
+	}
+	rt := g.routes.match(r.URL.Path)
+	if rt == nil {
+		writeError(w, http.StatusNotFound, "not_found", "No route for this path.")
+		return "", ""
+	}
+	st := &proxyState{route: rt}
+	routePrefix := ""
+	if rt.StripPrefix && rt.prefix != "/" {
+		routePrefix = rt.prefix
+	}
+	st.forwarded = g.fwd.view(r).header(routePrefix)
+
+	tier := rt.tier
+	caller := ""
+	if !rt.Public {
+		id, ok := g.authenticate(w, r)
+		if !ok {
+			return rt.label, ""
+		}
+		st.id = id
+		caller = id.ClientID
+		if t, ok := g.clientTiers[id.ClientID]; ok {
+			tier = t
+		}
+	} else if tier != nil {
+		caller = "ip:" + g.fwd.clientIP(r)
+	}
+	if tier != nil {
+		d := g.limiter.take(tier, caller)
+		setRateLimitHeaders(w.Header(), d)
+		if !d.allowed {
+			writeError(w, http.StatusTooManyRequests, "rate_limited", "Too many requests; see Retry-After.")
+			return rt.label, clientLabel(st.id)
+		}
+		st.rateLimit = true
+	}
+	if st.id != nil && !st.id.hasScopes(rt.Scopes) {
+		g.challenge(w, http.StatusForbidden, "insufficient_scope", "The token lacks a scope this route requires.", rt.scopeStr)
+		return rt.label, st.id.ClientID
+	}
+	st.start = time.Now()
+	rt.proxy.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
+	return rt.label, clientLabel(st.id)
+}
+
+func clientLabel(id *Identity) string {
+	if id == nil {
+		return ""
+	}
+	return id.ClientID
+}
+
+// authenticate answers the request itself (401, 400, 503) when the token
+// does not yield an identity.
+func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request) (*Identity, bool) {
+	token, err := bearerToken(r)
+	switch {
+	case err != nil:
+		g.challenge(w, http.StatusBadRequest, "invalid_request", "The Authorization header must hold one Bearer token.", "")
+		return nil, false
+	case token == "":
+		g.challenge(w, http.StatusUnauthorized, "", "A bearer token is required.", "")
+		return nil, false
+	}
+	id, err := g.validator.check(r.Context(), token)
+	switch {
+	case err == nil:
+		return id, true
+	case errors.Is(err, ErrInvalidToken):
+		g.challenge(w, http.StatusUnauthorized, "invalid_token", "The access token is invalid, expired or revoked.", "")
+	default:
+		// Fail closed: without the server's word no token is accepted.
+		g.log.Warn("cannot validate token", "error", err)
+		retryAfter(w, retryAfterUnavailable*time.Second)
+		writeError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "Token validation is temporarily unavailable.")
+	}
+	return nil, false
+}
+
+// statusRecorder notes the status for metrics. Unwrap lets ReverseProxy
+// reach the real writer's Flush and Hijack through http.ResponseController.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 && code >= 200 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }

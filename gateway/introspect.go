@@ -1,0 +1,104 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// introspector asks the server about an opaque token (RFC 7662).
+type introspector struct {
+	disco        *discovery
+	client       *http.Client
+	clientID     string
+	clientSecret string
+	issuer       string
+	claimHeaders map[string]string
+}
+
+// introspect returns the identity of an active access token, or
+// ErrInvalidToken, or ErrUnavailable when the server cannot answer.
+func (in *introspector) introspect(ctx context.Context, token string) (*Identity, error) {
+	ep, err := in.disco.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, authServerTimeout)
+	defer cancel()
+	form := url.Values{"token": {token}, "token_type_hint": {"access_token"}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.Introspection, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, fmt.Errorf("%w: introspection request: %w", ErrUnavailable, err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	// RFC 6749 §2.3.1: Basic credentials are form-encoded first.
+	req.SetBasicAuth(url.QueryEscape(in.clientID), url.QueryEscape(in.clientSecret))
+	resp, err := in.client.Do(req)
+	if err != nil {
+		// The URL is the endpoint, never the token (which is in the body).
+		return nil, fmt.Errorf("%w: introspection: %w", ErrUnavailable, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAuthResponseBytes))
+	if err != nil {
+		return nil, fmt.Errorf("%w: introspection: read response: %w", ErrUnavailable, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		// 401 here means the gateway's own credentials are wrong: an
+		// operator problem, reported as unavailability, never as the
+		// caller's token being bad.
+		return nil, fmt.Errorf("%w: introspection: status %d", ErrUnavailable, resp.StatusCode)
+	}
+	return in.parse(body)
+}
+
+// parse reads an RFC 7662 §2.2 response. Anything but a clearly active
+// access token from our issuer is ErrInvalidToken.
+func (in *introspector) parse(body []byte) (*Identity, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("%w: introspection response is not JSON: %w", ErrUnavailable, err)
+	}
+	if active, _ := m["active"].(bool); !active {
+		return nil, ErrInvalidToken
+	}
+	str := func(k string) string { s, _ := m[k].(string); return s }
+	// A refresh token is active too, but it is not a bearer credential
+	// for APIs (RFC 6749 §1.5).
+	switch tt := strings.ToLower(str("token_type")); tt {
+	case "", "bearer", "access_token":
+	default:
+		return nil, ErrInvalidToken
+	}
+	if iss := str("iss"); iss != "" && iss != in.issuer {
+		return nil, ErrInvalidToken
+	}
+	clientID := str("client_id")
+	if clientID == "" {
+		return nil, ErrInvalidToken
+	}
+	var exp time.Time
+	if n, ok := m["exp"].(json.Number); ok {
+		secs, err := n.Int64()
+		if err != nil {
+			return nil, ErrInvalidToken
+		}
+		exp = time.Unix(secs, 0)
+	}
+	sub := str("sub")
+	if !validHeaderValue(sub) || !validHeaderValue(clientID) || !validHeaderValue(str("scope")) {
+		return nil, ErrInvalidToken
+	}
+	id := newIdentity(sub, clientID, str("scope"), exp)
+	id.Claims = pickClaims(m, in.claimHeaders)
+	return id, nil
+}

@@ -1,0 +1,122 @@
+package gateway
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// errMalformedAuth is an Authorization header the gateway cannot read as
+// one bearer token (RFC 6750 §3.1 invalid_request).
+var errMalformedAuth = errors.New("malformed Authorization header")
+
+// bearerToken reads the token from the Authorization header, the only
+// place the gateway accepts one (RFC 6750 §2.1): tokens in query strings
+// end up in logs and Referer headers, and form bodies would have to be
+// read before proxying. "" with a nil error means no bearer credentials.
+func bearerToken(r *http.Request) (string, error) {
+	vals := r.Header["Authorization"]
+	if len(vals) == 0 {
+		return "", nil
+	}
+	if len(vals) > 1 {
+		return "", errMalformedAuth
+	}
+	scheme, tok, _ := strings.Cut(vals[0], " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		return "", nil // Basic or another scheme: no bearer token offered
+	}
+	tok = strings.TrimLeft(tok, " ")
+	if !isB64Token(tok) {
+		return "", errMalformedAuth
+	}
+	return tok, nil
+}
+
+// isB64Token is RFC 6750 §2.1 b64token: 1*( ALPHA / DIGIT / "-" / "." /
+// "_" / "~" / "+" / "/" ) *"=".
+func isB64Token(s string) bool {
+	if s == "" {
+		return false
+	}
+	i := 0
+	for ; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~+/", c) >= 0) {
+			break
+		}
+	}
+	if i == 0 {
+		return false
+	}
+	for ; i < len(s); i++ {
+		if s[i] != '=' {
+			return false
+		}
+	}
+	return true
+}
+
+// challenge answers with a Bearer challenge (RFC 6750 §3). errCode ""
+// is the bare challenge for a request that offered no token.
+func (g *Gateway) challenge(w http.ResponseWriter, status int, errCode, desc, scope string) {
+	var b strings.Builder
+	b.WriteString(`Bearer realm="`)
+	b.WriteString(g.realm)
+	b.WriteByte('"')
+	if errCode != "" {
+		b.WriteString(`, error="`)
+		b.WriteString(errCode)
+		b.WriteByte('"')
+	}
+	if scope != "" {
+		b.WriteString(`, scope="`)
+		b.WriteString(scope)
+		b.WriteByte('"')
+	}
+	w.Header().Set("WWW-Authenticate", b.String())
+	if errCode == "" {
+		errCode = "unauthorized"
+	}
+	writeError(w, status, errCode, desc)
+}
+
+// writeError sends a small JSON error body in the OAuth style. It never
+// carries internal detail (upstream addresses, server errors): those go to
+// the log.
+func writeError(w http.ResponseWriter, status int, code, desc string) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	// code and desc are constants of this package: no escaping needed.
+	body := `{"error":"` + code + `"`
+	if desc != "" {
+		body += `,"error_description":"` + desc + `"`
+	}
+	_, _ = w.Write([]byte(body + "}\n"))
+}
+
+// setRateLimitHeaders reports the caller's bucket on every response of a
+// rate-limited route (draft-ietf-httpapi-ratelimit-headers field names).
+func setRateLimitHeaders(h http.Header, d decision) {
+	h["Ratelimit-Limit"] = []string{strconv.Itoa(d.limit)}
+	h["Ratelimit-Remaining"] = []string{strconv.Itoa(d.remaining)}
+	reset := 0
+	if d.reset > 0 {
+		reset = ceilSeconds(d.reset)
+	}
+	h["Ratelimit-Reset"] = []string{strconv.Itoa(reset)}
+	if !d.allowed {
+		h["Retry-After"] = []string{strconv.Itoa(ceilSeconds(d.retryAfter))}
+	}
+}
+
+var rateLimitHeaders = []string{"Ratelimit-Limit", "Ratelimit-Remaining", "Ratelimit-Reset"}
+
+func retryAfter(w http.ResponseWriter, d time.Duration) {
+	w.Header().Set("Retry-After", strconv.Itoa(ceilSeconds(d)))
+}
