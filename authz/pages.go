@@ -51,6 +51,7 @@ type pageData struct {
 	ClientName string
 	Username   string
 	Scopes     []string
+	Account    *accountView
 }
 
 // securityHeaders apply to every HTML page: no script at all, no framing

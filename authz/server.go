@@ -150,6 +150,12 @@ func (s *Server) routes() *mux.Router {
 	handle(pathLogin, "login", s.handleLogin)
 	handle(pathConsent, "consent", s.handleConsent)
 	handle(pathLogout, "logout", s.handleLogout)
+	handle(pathAccount, "account", s.handleAccount)
+	handle(pathAccount+"/grants/revoke", "account", s.handleRevokeGrant)
+	handle(pathAccount+"/grants/revoke-all", "account", s.handleRevokeAll)
+	handle(pathAccount+"/consents/revoke", "account", s.handleForgetConsent)
+	handle(pathAccount+"/api/grants", "account_api", s.handleAPIGrants)
+	handle(pathAccount+"/api/grants/{id}", "account_api", s.handleAPIRevokeGrant)
 	r.PathPrefix("/static/").Handler(s.instrument("static", s.staticHandler()))
 	r.Handle("/metrics", s.metricsHandler())
 	return r

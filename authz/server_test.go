@@ -59,6 +59,7 @@ func newFixture(tb testing.TB, format string) *fixture {
 		}},
 		SecretHasher: flows.NewSecretHasher(),
 		HMACSecret:   sec.Derive("test hmac", 32),
+		CookieKey:    sec.Derive("test cookies", 64),
 	}, st, km)
 	if err != nil {
 		tb.Fatal(err)

@@ -6,6 +6,8 @@ import (
 	"time"
 )
 
+var timeZero time.Time
+
 func mustURL(s string) *url.URL {
 	u, err := url.Parse(s)
 	if err != nil {

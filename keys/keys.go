@@ -192,9 +192,11 @@ func (m *Manager) createFirst(ctx context.Context) error {
 	return nil
 }
 
-// Reload re-reads the key set and swaps it in atomically. A running server
-// calls it to pick up a rotation done by another process (`postern keys
-// rotate`); on error the current key set stays in use.
+// Reload re-reads the key set and swaps it in atomically; on error the
+// current key set stays in use. It serves stores shared by several processes
+// (a rotation done by one replica reaches the others); the embedded bbolt
+// store is held by one process, so there `postern keys rotate` runs while
+// the server is stopped and Open picks the new key up.
 func (m *Manager) Reload(ctx context.Context) error {
 	m.reloadMu.Lock()
 	defer m.reloadMu.Unlock()

@@ -12,7 +12,7 @@ import (
 // Rotate makes a new key active. In one UpdateKeys it adds the new key,
 // retires the previously active key (still published until now+Overlap so
 // tokens it signed keep verifying) and drops keys whose RetireAt has
-// passed. Running servers pick the change up on their next Reload.
+// passed. Servers pick the change up when they start, or on Reload.
 //
 // Before changing anything it checks that secret opens the current active
 // key: a rotation run with the wrong secret would otherwise store a new key
