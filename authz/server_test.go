@@ -56,7 +56,17 @@ func newFixture(tb testing.TB, format string) *fixture {
 		Clients: []*flows.Client{{
 			ID: "billing", SecretHash: []byte(hash), GrantTypes: []string{"client_credentials"},
 			Scopes: []string{"read", "write"}, TokenEndpointAuthMethod: flows.AuthSecretBasic, Lifetimes: lt,
+		}, {
+			ID: "mobile", SecretHash: []byte(hash), GrantTypes: []string{"password", "refresh_token"}, Trusted: true,
+			Scopes: []string{"read", "account"}, TokenEndpointAuthMethod: flows.AuthSecretBasic, Lifetimes: lt,
+		}, {
+			ID: "firstparty", GrantTypes: []string{"authorization_code"}, Trusted: true, RedirectURIs: []string{"https://app.example.com/cb"},
+			Scopes: []string{"read"}, TokenEndpointAuthMethod: flows.AuthNone, Lifetimes: lt,
 		}},
+		Users: flows.NewDirectory([]flows.User{
+			{Username: "alice", Password: "alice-password"},
+			{Username: "bob", Password: "bob-password"},
+		}, flows.NewThrottle(flows.ThrottleOptions{})),
 		SecretHasher: flows.NewSecretHasher(),
 		HMACSecret:   sec.Derive("test hmac", 32),
 		CookieKey:    sec.Derive("test cookies", 64),

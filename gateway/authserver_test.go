@@ -18,7 +18,7 @@ import (
 // fakeAuth is a stand-in authorization server: discovery, introspection of
 // a table of tokens, and a JWKS of ES256 keys it can sign with.
 type fakeAuth struct {
-	t   *testing.T
+	t   testing.TB
 	srv *httptest.Server
 
 	introspections atomic.Int64
@@ -33,7 +33,7 @@ type fakeAuth struct {
 	jwksDown bool
 }
 
-func newFakeAuth(t *testing.T) *fakeAuth {
+func newFakeAuth(t testing.TB) *fakeAuth {
 	t.Helper()
 	f := &fakeAuth{t: t, tokens: map[string]map[string]any{}, keys: map[string]*ecdsa.PrivateKey{}}
 	f.addKey("k1")
@@ -114,7 +114,7 @@ func (f *fakeAuth) signJWT(claims map[string]any) string {
 	return signWith(f.t, jose.ES256, jose.JSONWebKey{Key: key, KeyID: kid}, "at+jwt", claims)
 }
 
-func signWith(t *testing.T, alg jose.SignatureAlgorithm, key any, typ string, claims map[string]any) string {
+func signWith(t testing.TB, alg jose.SignatureAlgorithm, key any, typ string, claims map[string]any) string {
 	t.Helper()
 	opts := (&jose.SignerOptions{}).WithType(jose.ContentType(typ))
 	s, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key}, opts)
