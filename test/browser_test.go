@@ -148,16 +148,13 @@ func (c *consoleLog) snapshot() (entries, bad []string) {
 }
 
 // documentHTML returns the serialized DOM of the page through the DOM
-// domain, which works with script execution off.
+// domain, which works with script execution off. (DOM.getDocument would
+// reset the node tree that chromedp keeps, so it asks for the html node.)
 func documentHTML(ctx context.Context) (string, error) {
-	return chromedp.Run(ctx, func(ctx context.Context, t *chromedp.Target) (string, error) {
-		doc, err := cdp.Call(ctx, t, dom.GetDocument, dom.GetDocumentParams{})
-		if err != nil {
-			return "", err
-		}
-		res, err := cdp.Call(ctx, t, dom.GetOuterHTML, dom.GetOuterHTMLParams{NodeID: doc.Root.NodeID})
+	return chromedp.Run(ctx, chromedp.QueryAfter(chromedp.CSS("html"), func(ctx context.Context, t *chromedp.Target, nodes []*chromedp.Node) (string, error) {
+		res, err := cdp.Call(ctx, t, dom.GetOuterHTML, dom.GetOuterHTMLParams{NodeID: nodes[0].NodeID})
 		return res.OuterHTML, err
-	})
+	}))
 }
 
 // TestBrowserAuthorizationCode drives Debian's Chromium through the

@@ -50,6 +50,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	switch args[0] {
 	case "serve":
+		setMemoryLimit()
 		return runServe(args[1:], stdout, stderr)
 	case "gateway":
 		return runGateway(args[1:], stdout, stderr)
