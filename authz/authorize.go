@@ -2,6 +2,7 @@ package authz
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"slices"
@@ -127,20 +128,32 @@ func authorizePolicy(ar fosite.AuthorizeRequester, c *flows.Client) error {
 // authorizeError redirects the error to the client when fosite vouches for
 // the redirect URI, and renders the error page otherwise.
 func (s *Server) authorizeError(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, err error) {
-	rfc := fosite.ErrorToRFC6749Error(err)
-	if rfc.ErrorField == fosite.ErrUnsupportedResponseType.ErrorField && ar != nil {
-		// A response type the server knows but the client is not registered
-		// for is the client's fault (RFC 6749 §4.1.2.1 unauthorized_client).
+	if ar == nil || !ar.IsRedirectURIValid() {
+		rfc := fosite.ErrorToRFC6749Error(err)
+		s.renderError(w, rfc.CodeField, "Invalid request", rfc.GetDescription())
+		return
+	}
+	// fosite fills in the response types only once they matched the
+	// client; read them from the request itself.
+	rts := fosite.Arguments(fosite.RemoveEmpty(strings.Split(ar.GetRequestForm().Get("response_type"), " ")))
+	if errors.Is(err, fosite.ErrUnsupportedResponseType) {
+		// A response type the server knows but the client is not
+		// registered for is the client's fault (RFC 6749 §4.1.2.1,
+		// §4.2.2.1: unauthorized_client).
 		if c, ok := ar.GetClient().(*flows.Client); ok {
-			rts := ar.GetResponseTypes()
 			if (rts.ExactOne("code") && !c.HasGrant(flows.GrantAuthorizationCode)) || (rts.ExactOne("token") && !c.HasGrant(flows.GrantImplicit)) {
 				err = fosite.ErrUnauthorizedClient.WithHint("The client is not registered for this response type.")
 			}
 		}
 	}
-	if ar == nil || !ar.IsRedirectURIValid() {
-		s.renderError(w, rfc.CodeField, "Invalid request", rfc.GetDescription())
-		return
+	// An implicit request hears its error in the fragment (RFC 6749
+	// §4.2.2.1), even when fosite rejected it before choosing a mode.
+	if req, ok := ar.(*fosite.AuthorizeRequest); ok && req.ResponseMode == fosite.ResponseModeDefault {
+		if rts.ExactOne("code") || len(rts) == 0 {
+			req.SetDefaultResponseMode(fosite.ResponseModeQuery)
+		} else {
+			req.SetDefaultResponseMode(fosite.ResponseModeFragment)
+		}
 	}
 	s.provider.WriteAuthorizeError(r.Context(), w, ar, err)
 }

@@ -7,8 +7,8 @@ import (
 
 // ThrottleOptions set the brute-force back-off. Zero values take defaults.
 type ThrottleOptions struct {
-	// UserFailures and IPFailures failures are free; each further one
-	// doubles the pause, starting at Base and capped at Max. An address gets
+	// After UserFailures (IPFailures) failures attempts pause for Base;
+	// each further failure doubles the pause, capped at Max. An address gets
 	// more room than a name because many users may share one (NAT).
 	UserFailures int           // default 5
 	IPFailures   int           // default 20
@@ -109,7 +109,7 @@ func (t *Throttle) Fail(keys ...string) {
 		}
 		e.failures++
 		e.last = now
-		if over := e.failures - e.threshold; over > 0 {
+		if over := e.failures - e.threshold + 1; over > 0 {
 			d := t.opt.Base << min(over-1, 30)
 			if d <= 0 || d > t.opt.Max {
 				d = t.opt.Max

@@ -290,6 +290,18 @@ func TestParseConfigErrors(t *testing.T) {
 		{name: "rotation_overlap in days", config: `{"keys": {"rotation_overlap": "1d"}}`,
 			want: `config: keys: bad duration "1d"`},
 
+		// Login.
+		{name: "unknown field in login", config: `{"login": {"session_timeout": "8h"}}`,
+			want: `config: login: unknown field "session_timeout"`},
+		{name: "bad session_ttl", config: `{"login": {"session_ttl": "1 day"}}`,
+			want: `config: login: bad duration "1 day"`},
+		{name: "session_ttl below 1m", config: `{"login": {"session_ttl": "59s"}}`,
+			want: `config: login.session_ttl: 59s is outside 1m to 720h`},
+		{name: "negative session_ttl", config: `{"login": {"session_ttl": "-8h"}}`,
+			want: `config: login.session_ttl: -8h0m0s is outside 1m to 720h`},
+		{name: "session_ttl above 720h", config: `{"login": {"session_ttl": "721h"}}`,
+			want: `config: login.session_ttl: 721h0m0s is outside 1m to 720h`},
+
 		// Issuer and addr.
 		{name: "relative issuer", config: `{"issuer": "/auth"}`,
 			want: `config: issuer: expected an absolute http(s) URL, got "/auth"`},
@@ -406,7 +418,7 @@ func TestParseConfigHashErrorsDoNotEchoHash(t *testing.T) {
 }
 
 func TestParseConfigDefaults(t *testing.T) {
-	for _, raw := range []string{`{}`, " {\n}\n", `{"tokens": {}, "keys": {}, "clients": [], "users": []}`, `{"tokens": null, "keys": null, "saml_providers": []}`} {
+	for _, raw := range []string{`{}`, " {\n}\n", `{"tokens": {}, "keys": {}, "clients": [], "users": []}`, `{"tokens": null, "keys": null, "login": null, "saml_providers": []}`, `{"login": {}}`} {
 		cfg, err := parseConfig([]byte(raw), mapEnv(nil))
 		if err != nil {
 			t.Fatalf("parseConfig(%q): %v", raw, err)
@@ -423,6 +435,7 @@ func TestParseConfigDefaults(t *testing.T) {
 			},
 			KeyAlgorithm: "ES256",
 			KeyOverlap:   24 * time.Hour,
+			SessionTTL:   8 * time.Hour,
 		}
 		if len(cfg.Clients) != 0 || len(cfg.Users) != 0 || len(cfg.Warnings) != 0 {
 			t.Errorf("parseConfig(%q): clients %v, users %v, warnings %v; want none", raw, cfg.Clients, cfg.Users, cfg.Warnings)
@@ -500,6 +513,7 @@ func TestParseConfigFull(t *testing.T) {
 			"authorization_code_ttl": "5m"
 		},
 		"keys": {"algorithm": "RS256", "rotation_overlap": "2h"},
+		"login": {"session_ttl": "12h"},
 		"clients": [
 			{
 				"client_id": "billing-service",
@@ -567,6 +581,9 @@ func TestParseConfigFull(t *testing.T) {
 	if cfg.KeyAlgorithm != "RS256" || cfg.KeyOverlap != 2*time.Hour {
 		t.Errorf("KeyAlgorithm, KeyOverlap = %q, %s", cfg.KeyAlgorithm, cfg.KeyOverlap)
 	}
+	if cfg.SessionTTL != 12*time.Hour {
+		t.Errorf("SessionTTL = %s, want 12h", cfg.SessionTTL)
+	}
 
 	wantClients := []*flows.Client{
 		{
@@ -627,7 +644,7 @@ func TestParseConfigFull(t *testing.T) {
 		t.Errorf("com.example.app response types = %q, want code and token from its grants", got)
 	}
 
-	wantUsers := []User{
+	wantUsers := []flows.User{
 		{Username: "alice", PasswordHash: h.password, Claims: map[string]string{"email": "alice@example.com", "name": "Alice"}},
 		{Username: "bob@example.com", Password: "bob-pw"},
 	}
@@ -687,7 +704,7 @@ func TestParseConfigRedirectURIsAccepted(t *testing.T) {
 }
 
 func TestParseConfigDurationsAtLimits(t *testing.T) {
-	raw := `{"tokens": {"access_token_ttl": "1s", "implicit_access_token_ttl": "24h", "refresh_token_ttl": "1s", "authorization_code_ttl": "1h"}}`
+	raw := `{"tokens": {"access_token_ttl": "1s", "implicit_access_token_ttl": "24h", "refresh_token_ttl": "1s", "authorization_code_ttl": "1h"}, "login": {"session_ttl": "1m"}}`
 	cfg, err := parseConfig([]byte(raw), mapEnv(nil))
 	if err != nil {
 		t.Fatal(err)
@@ -699,6 +716,16 @@ func TestParseConfigDurationsAtLimits(t *testing.T) {
 	// The default 24h overlap exactly covers a 24h token.
 	if cfg.KeyOverlap != 24*time.Hour {
 		t.Errorf("KeyOverlap = %s, want 24h", cfg.KeyOverlap)
+	}
+	if cfg.SessionTTL != time.Minute {
+		t.Errorf("SessionTTL = %s, want 1m", cfg.SessionTTL)
+	}
+	cfg, err = parseConfig([]byte(`{"login": {"session_ttl": "720h"}}`), mapEnv(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.SessionTTL != 720*time.Hour {
+		t.Errorf("SessionTTL = %s, want 720h", cfg.SessionTTL)
 	}
 }
 
@@ -771,7 +798,7 @@ func TestQuickstartConfig(t *testing.T) {
 	} else if !c.HasGrant(flows.GrantAuthorizationCode) || !c.IsPublic() || len(c.RedirectURIs) == 0 {
 		t.Errorf("demo-spa is not a public authorization_code client with a redirect URI: %+v", c)
 	}
-	var alice *User
+	var alice *flows.User
 	for i := range cfg.Users {
 		if cfg.Users[i].Username == "alice" {
 			alice = &cfg.Users[i]
