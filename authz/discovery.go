@@ -3,6 +3,9 @@ package authz
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
+
+	"github.com/postern-auth/postern/flows"
 )
 
 // handleDiscovery serves RFC 8414 metadata; the same document answers at the
@@ -14,21 +17,25 @@ func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	iss := s.cfg.Issuer
-	grants := []string{}
+	grants := []string{flows.GrantImplicit}
 	for g := range grantsServed {
 		grants = append(grants, g)
 	}
+	slices.Sort(grants)
 	authMethods := []string{"client_secret_basic", "client_secret_post"}
 	doc := map[string]any{
-		"issuer":                                iss,
-		"token_endpoint":                        iss + pathToken,
-		"introspection_endpoint":                iss + pathIntrospect,
-		"revocation_endpoint":                   iss + pathRevoke,
-		"jwks_uri":                              iss + pathJWKS,
-		"grant_types_supported":                 grants,
-		"response_types_supported":              []string{},
-		"scopes_supported":                      s.scopes,
-		"token_endpoint_auth_methods_supported": authMethods,
+		"issuer":                                        iss,
+		"authorization_endpoint":                        iss + pathAuthorize,
+		"token_endpoint":                                iss + pathToken,
+		"introspection_endpoint":                        iss + pathIntrospect,
+		"revocation_endpoint":                           iss + pathRevoke,
+		"jwks_uri":                                      iss + pathJWKS,
+		"grant_types_supported":                         grants,
+		"response_types_supported":                      []string{"code", "token"},
+		"response_modes_supported":                      []string{"query", "fragment"},
+		"code_challenge_methods_supported":              []string{"S256"},
+		"scopes_supported":                              s.scopes,
+		"token_endpoint_auth_methods_supported":         append(authMethods, "none"),
 		"introspection_endpoint_auth_methods_supported": authMethods,
 		"revocation_endpoint_auth_methods_supported":    authMethods,
 	}

@@ -209,13 +209,20 @@ func TestDiscoveryAndJWKS(t *testing.T) {
 			"introspection_endpoint": f.srv.URL + "/oauth2/introspect",
 			"revocation_endpoint":    f.srv.URL + "/oauth2/revoke",
 			"jwks_uri":               f.srv.URL + "/.well-known/jwks.json",
+			"authorization_endpoint": f.srv.URL + "/oauth2/authorize",
 		}
 		for k, v := range want {
 			if doc[k] != v {
 				t.Errorf("%s: %s = %v, want %s", path, k, doc[k], v)
 			}
 		}
-		if !containsAll(doc["grant_types_supported"], "client_credentials") {
+		if !containsAll(doc["code_challenge_methods_supported"], "S256") || containsAll(doc["code_challenge_methods_supported"], "plain") {
+			t.Errorf("code_challenge_methods_supported = %v", doc["code_challenge_methods_supported"])
+		}
+		if !containsAll(doc["response_types_supported"], "code", "token") {
+			t.Errorf("response_types_supported = %v", doc["response_types_supported"])
+		}
+		if !containsAll(doc["grant_types_supported"], "client_credentials", "authorization_code", "implicit", "password", "refresh_token") {
 			t.Errorf("grant_types_supported = %v", doc["grant_types_supported"])
 		}
 		if !containsAll(doc["token_endpoint_auth_methods_supported"], "client_secret_basic", "client_secret_post") {
