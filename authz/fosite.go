@@ -37,7 +37,7 @@ func newProvider(cfg Config, store *fositeStore, hmacSecret []byte, keys KeySet)
 		MinParameterEntropy:        fosite.MinParameterEntropy,
 	}
 
-	var strategy oauth2.CoreStrategy = compose.NewOAuth2HMACStrategy(fc)
+	var strategy oauth2.CoreStrategy = newPrefixedStrategy(fc)
 	if cfg.AccessTokenFormat == FormatJWT {
 		strategy = &jwtStrategy{CoreStrategy: strategy, keys: keys, issuer: cfg.Issuer, now: time.Now}
 	}

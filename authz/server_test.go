@@ -111,11 +111,14 @@ func TestStoredTokenHoldsNoCredential(t *testing.T) {
 		t.Fatalf("ClientTokens = %v, %v", toks, err)
 	}
 	rec := toks[0]
+	if !strings.HasPrefix(tok, prefixAccess) {
+		t.Errorf("access token %q lacks the %s prefix", tok, prefixAccess)
+	}
 	if strings.Contains(tok, rec.Signature) == false || tok == rec.Signature {
 		t.Errorf("record key %q is not the token's signature part", rec.Signature)
 	}
 	raw := string(rec.Data) + rec.Signature
-	for _, secret := range []string{tok, f.secret, strings.SplitN(strings.TrimPrefix(tok, "ory_at_"), ".", 2)[0]} {
+	for _, secret := range []string{tok, f.secret, strings.SplitN(strings.TrimPrefix(tok, prefixAccess), ".", 2)[0]} {
 		if strings.Contains(raw, secret) {
 			t.Errorf("stored record contains a credential: %q", secret)
 		}
