@@ -8,6 +8,8 @@ import (
 	"net/http"
 
 	"github.com/ory/fosite"
+
+	"github.com/postern-auth/postern/storage"
 )
 
 // oauthError is an RFC 6749 §5.2 error response.
@@ -68,6 +70,9 @@ func fromFosite(err error) *oauthError {
 	var oe *oauthError
 	if errors.As(err, &oe) {
 		return oe
+	}
+	if errors.Is(err, storage.ErrUnavailable) {
+		return &oauthError{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable", Description: "The service is briefly unavailable; retry."}
 	}
 	rfc := fosite.ErrorToRFC6749Error(err)
 	code := rfc.ErrorField

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/ory/fosite"
+
+	"github.com/postern-auth/postern/storage"
 )
 
 // handleIntrospect is RFC 7662. The caller must authenticate as a
@@ -30,6 +32,12 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	}
 	sess := newSession()
 	use, ar, err := s.provider.IntrospectToken(ctx, token, fosite.TokenUse(r.PostForm.Get("token_type_hint")), sess)
+	if errors.Is(err, storage.ErrUnavailable) {
+		// "Not active" would make a gateway reject a good token; say the
+		// truth so callers retry or serve from their cache.
+		writeOAuthError(w, r, fromFosite(err))
+		return
+	}
 	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")

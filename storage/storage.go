@@ -23,6 +23,9 @@ var (
 	ErrInactive = errors.New("storage: token already used")
 	// ErrLocked: the store is held by another process.
 	ErrLocked = errors.New("storage: store is locked by another process")
+	// ErrUnavailable: the backend cannot be reached just now (a database
+	// that is down or timing out); the request may succeed if retried.
+	ErrUnavailable = errors.New("storage: backend unavailable")
 )
 
 // Kind says what a token record is. The store indexes all kinds alike.
