@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -27,6 +28,8 @@ type Gateway struct {
 	log          *slog.Logger
 	authClient   *http.Client
 	disco        *discovery
+
+	lastUnavailableLog atomic.Int64 // unix second of the last "cannot validate" warning
 }
 
 // New builds a Gateway. Nothing is fetched yet: discovery happens on the
@@ -66,8 +69,8 @@ func New(cfg Config) (*Gateway, error) {
 	for name, t := range cfg.Tiers {
 		tiers[name] = newTierState(name, t)
 	}
-	for client, tier := range cfg.ClientTiers {
-		g.clientTiers[client] = tiers[tier]
+	for clientID, tier := range cfg.ClientTiers {
+		g.clientTiers[clientID] = tiers[tier]
 	}
 	for _, r := range cfg.Routes {
 		rt := &route{Route: r, prefix: normalizePrefix(r.PathPrefix), tier: tiers[r.Tier]}
@@ -168,9 +171,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	g.metrics.request(label, clientID, status)
 	// Method, path and outcome only: query strings and headers can carry
-	// credentials.
-	g.log.Debug("request", "method", r.Method, "path", r.URL.Path, "route", label, "client_id", clientID,
-		"status", status, "duration", time.Since(start))
+	// credentials. Checked first so the hot path builds no log record.
+	if g.log.Enabled(r.Context(), slog.LevelDebug) {
+		g.log.Debug("request", "method", r.Method, "path", r.URL.Path, "route", label, "client_id", clientID,
+			"status", status, "duration", time.Since(start))
+	}
 }
 
 // handle runs the checks in order (route, token, rate limit, scope) and
@@ -253,7 +258,11 @@ func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request) (*Identit
 		g.challenge(w, http.StatusUnauthorized, "invalid_token", "The access token is invalid, expired or revoked.", "")
 	default:
 		// Fail closed: without the server's word no token is accepted.
-		g.log.Warn("cannot validate token", "error", err)
+		// During an outage every uncached request lands here; one line a
+		// second says it without flooding the log.
+		if now := time.Now().Unix(); g.lastUnavailableLog.Swap(now) != now {
+			g.log.Warn("cannot validate token", "error", err)
+		}
 		retryAfter(w, retryAfterUnavailable*time.Second)
 		writeError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "Token validation is temporarily unavailable.")
 	}

@@ -50,21 +50,31 @@ func prefixMatches(prefix, p string) bool {
 	return len(p) == len(prefix) || p[len(prefix)] == '/'
 }
 
-// cleanPath reports whether p is already in canonical form. The gateway
-// matches routes on the decoded path; a backend that resolves "..", "."
-// or "//" itself could otherwise be reached outside the route the gateway
+// cleanPath reports whether p is in canonical form. The gateway matches
+// routes on the decoded path; a backend that resolves "..", "." or "//"
+// itself could otherwise be reached outside the route the gateway
 // authorized ("/public/../admin"). Such requests are refused, not
-// rewritten, so the gateway and the backend can never disagree.
+// rewritten, so the gateway and the backend can never disagree. The same
+// goes for spellings some servers also treat as dot segments or
+// separators: "..;" (path parameters, as in Tomcat), backslashes (IIS) and
+// control characters.
 func cleanPath(p string) bool {
 	if p == "" || p[0] != '/' {
 		return false
 	}
-	c := path.Clean(p)
-	if c == p {
-		return true
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c < 0x20 || c == 0x7f || c == '\\' {
+			return false
+		}
 	}
+	for _, seg := range strings.Split(p[1:], "/") {
+		if name, _, _ := strings.Cut(seg, ";"); name == "." || name == ".." {
+			return false
+		}
+	}
+	c := path.Clean(p)
 	// path.Clean drops a trailing slash, which is harmless.
-	return strings.HasSuffix(p, "/") && c+"/" == p || p == "/"
+	return c == p || (strings.HasSuffix(p, "/") && c+"/" == p)
 }
 
 // stripPrefix removes the route prefix from a path, keeping it absolute.

@@ -47,6 +47,12 @@ func TestCleanPath(t *testing.T) {
 		"/a//":           false,
 		"/..":            false,
 		"/a/..":          false,
+		"/a/..;/b":       false,
+		"/a/.;x/b":       false,
+		"/a;x=1/b":       true,
+		"/a/..\\b":       false,
+		"/a/\x00":        false,
+		"/a/...":         true,
 	}
 	for p, want := range tests {
 		if got := cleanPath(p); got != want {

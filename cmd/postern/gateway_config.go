@@ -136,7 +136,7 @@ func (gf *gatewayFile) validate() (*GatewayConfig, error) {
 		if _, _, err := net.SplitHostPort(c.AdminListen); err != nil {
 			return nil, errAt("admin_listen", "expected host:port, got %q", c.AdminListen)
 		}
-		if c.AdminListen == c.Listen {
+		if _, port, _ := net.SplitHostPort(c.Listen); c.AdminListen == c.Listen && port != "0" {
 			return nil, errAt("admin_listen", "must differ from listen: metrics are not for the public")
 		}
 	}

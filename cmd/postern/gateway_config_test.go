@@ -1,0 +1,209 @@
+package main
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/postern-auth/postern/gateway"
+)
+
+const gwMinimal = `{
+  "issuer": "http://127.0.0.1:4444",
+  "client_id": "gateway",
+  "client_secret": "${GW_SECRET}",
+  "routes": [{"path_prefix": "/api", "upstream": "http://127.0.0.1:9000"}]
+}`
+
+func TestGatewayConfigFull(t *testing.T) {
+	cert, key, ca := writeTestKeyPair(t)
+	raw := strings.NewReplacer("@CERT@", cert, "@KEY@", key, "@CA@", ca).Replace(`{
+  "listen": "0.0.0.0:8443",
+  "tls": {"cert_file": "@CERT@", "key_file": "@KEY@"},
+  "admin_listen": "127.0.0.1:9090",
+  "issuer": "https://auth.example.com/",
+  "client_id": "gateway",
+  "client_secret": "${GW_SECRET}",
+  "audience": "https://api.example.com",
+  "public_url": "https://api.example.com",
+  "trusted_proxies": ["10.0.0.0/8", "192.0.2.7", "2001:db8::/32"],
+  "cache": {"ttl": "0s", "negative_ttl": "2s", "max_entries": 500},
+  "jwks": {"max_age": "1m", "min_refetch_interval": "0s"},
+  "tiers": {"bronze": {"requests": 10, "per": "1s", "burst": 20}, "gold": {"requests": 100, "per": "1m"}},
+  "client_tiers": {"billing": "gold"},
+  "claim_headers": {"email": "X-Authenticated-Email"},
+  "routes": [
+    {"path_prefix": "/search/v1/", "upstream": "http://127.0.0.1:9000", "strip_prefix": true, "scopes": ["read"], "tier": "bronze", "timeout": "2s"},
+    {"path_prefix": "/billing", "upstream": "https://billing.internal", "upstream_auth": {"tls": {"cert_file": "@CERT@", "key_file": "@KEY@", "ca_file": "@CA@"}}},
+    {"path_prefix": "/legacy", "upstream": "http://legacy.internal/app", "upstream_auth": {"basic": {"username": "gw", "password": "${LEGACY_PW}"}}},
+    {"path_prefix": "/", "upstream": "http://www.internal", "public": true}
+  ]
+}`)
+	c, err := parseGatewayConfig([]byte(raw), mapEnv(map[string]string{"GW_SECRET": "s3cret", "LEGACY_PW": "pw"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := c.Gateway
+	if c.Listen != "0.0.0.0:8443" || c.TLS == nil || c.AdminListen != "127.0.0.1:9090" {
+		t.Errorf("listeners: %+v", c)
+	}
+	if g.Issuer != "https://auth.example.com" || g.ClientSecret != "s3cret" || g.PublicURL.Host != "api.example.com" {
+		t.Errorf("identity: %q %q %v", g.Issuer, g.ClientSecret, g.PublicURL)
+	}
+	if len(g.TrustedProxies) != 3 || g.TrustedProxies[1].String() != "192.0.2.7/32" {
+		t.Errorf("trusted_proxies = %v", g.TrustedProxies)
+	}
+	if g.Cache != (gateway.CacheConfig{TTL: 0, NegativeTTL: 2 * time.Second, MaxEntries: 500}) {
+		t.Errorf("cache = %+v", g.Cache)
+	}
+	if g.JWKS.MaxAge != time.Minute || g.JWKS.MinRefetchInterval >= 0 {
+		t.Errorf("jwks = %+v", g.JWKS)
+	}
+	if g.Tiers["bronze"] != (gateway.Tier{Requests: 10, Per: time.Second, Burst: 20}) || g.ClientTiers["billing"] != "gold" {
+		t.Errorf("tiers = %+v, client_tiers = %v", g.Tiers, g.ClientTiers)
+	}
+	if len(g.Routes) != 4 || g.Routes[0].Timeout != 2*time.Second || g.Routes[1].TLS == nil || g.Routes[1].TLS.RootCAs == nil ||
+		len(g.Routes[1].TLS.Certificates) != 1 || g.Routes[2].BasicAuth.Password != "pw" || g.Routes[3].Timeout != gateway.DefaultUpstreamTimeout {
+		t.Errorf("routes = %+v", g.Routes)
+	}
+	if _, err := gateway.New(g); err != nil {
+		t.Errorf("gateway.New refuses a config the loader accepted: %v", err)
+	}
+}
+
+func TestGatewayConfigDefaults(t *testing.T) {
+	c, err := parseGatewayConfig([]byte(gwMinimal), mapEnv(map[string]string{"GW_SECRET": "x"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != defaultGatewayListen || c.TLS != nil || c.AdminListen != "" {
+		t.Errorf("listeners: %+v", c)
+	}
+	want := gateway.CacheConfig{TTL: gateway.DefaultCacheTTL, NegativeTTL: gateway.DefaultNegativeTTL, MaxEntries: gateway.DefaultCacheEntries}
+	if c.Gateway.Cache != want {
+		t.Errorf("cache = %+v, want %+v", c.Gateway.Cache, want)
+	}
+	// A gateway with only public routes needs no authorization server.
+	if _, err := parseGatewayConfig([]byte(`{"routes": [{"path_prefix": "/", "upstream": "http://x", "public": true}]}`), mapEnv(nil)); err != nil {
+		t.Errorf("public-only config: %v", err)
+	}
+}
+
+func TestGatewayConfigErrors(t *testing.T) {
+	env := mapEnv(map[string]string{"GW_SECRET": "x"})
+	// withField returns gwMinimal with one top-level field added or replaced.
+	with := func(field string) string {
+		return strings.Replace(gwMinimal, "{\n", "{\n  "+field+",\n", 1)
+	}
+	route := func(r string) string {
+		return strings.Replace(gwMinimal, `{"path_prefix": "/api", "upstream": "http://127.0.0.1:9000"}`, r, 1)
+	}
+	tests := []struct {
+		name, raw, want string
+	}{
+		{"unknown field", with(`"listn": "x"`), `config: unknown field "listn"`},
+		{"env missing", strings.Replace(gwMinimal, "GW_SECRET", "NOPE", 1), "config: client_secret: environment variable NOPE is not set"},
+		{"listen", with(`"listen": "8080"`), "config: listen: expected host:port"},
+		{"admin same as listen", with(`"listen": "127.0.0.1:1", "admin_listen": "127.0.0.1:1"`), "config: admin_listen: must differ"},
+		{"issuer", strings.Replace(gwMinimal, "http://127.0.0.1:4444", "ftp://x", 1), "config: issuer:"},
+		{"no issuer", strings.Replace(gwMinimal, `"issuer": "http://127.0.0.1:4444",`, "", 1), "config: issuer: is required"},
+		{"no secret", strings.Replace(gwMinimal, `"client_secret": "${GW_SECRET}",`, "", 1), "config: client_secret: is required"},
+		{"public_url", with(`"public_url": "api.example.com"`), "config: public_url: expected an absolute http(s) URL"},
+		{"public_url query", with(`"public_url": "https://api.example.com/?x=1"`), "config: public_url: must not contain"},
+		{"trusted proxy", with(`"trusted_proxies": ["10.0.0.0/8", "10.0.0.1/8"]`), "config: trusted_proxies[1]: \"10.0.0.1/8\" has host bits set"},
+		{"trusted proxy junk", with(`"trusted_proxies": ["lb.internal"]`), "config: trusted_proxies[0]: expected a CIDR"},
+		{"cache unknown field", with(`"cache": {"tll": "1s"}`), `config: cache: unknown field "tll"`},
+		{"cache ttl", with(`"cache": {"ttl": "soon"}`), `config: cache.ttl: expected a duration`},
+		{"cache negative", with(`"cache": {"negative_ttl": "-1s"}`), `config: cache.negative_ttl: must be at least 0s`},
+		{"cache max", with(`"cache": {"max_entries": 0}`), `config: cache.max_entries: must be at least 1`},
+		{"cache type", with(`"cache": {"max_entries": "many"}`), `config: cache.max_entries: expected int`},
+		{"tier requests", with(`"tiers": {"gold": {"requests": 0, "per": "1s"}}`), "config: tiers.gold.requests: must be at least 1"},
+		{"tier per", with(`"tiers": {"gold": {"requests": 1}}`), "config: tiers.gold.per: is required"},
+		{"tier field", with(`"tiers": {"gold": {"requests": 1, "per": "1s", "brust": 2}}`), `config: tiers.gold: unknown field "brust"`},
+		{"client tier", with(`"client_tiers": {"billing": "platinum"}`), `config: client_tiers.billing: unknown tier "platinum"`},
+		{"claim header reserved", with(`"claim_headers": {"email": "Authorization"}`), "config: claim_headers.email: header Authorization cannot carry a claim"},
+		{"claim header identity", with(`"claim_headers": {"sub": "x-authenticated-userid"}`), "config: claim_headers.sub: header X-Authenticated-Userid is set by the gateway"},
+		{"claim header twice", with(`"claim_headers": {"a": "X-A", "b": "x-a"}`), "config: claim_headers.b: header x-a already carries claim \"a\""},
+		{"no routes", strings.Replace(gwMinimal, `[{"path_prefix": "/api", "upstream": "http://127.0.0.1:9000"}]`, "[]", 1), "config: routes: at least one route is required"},
+		{"route unknown field", route(`{"path_prefix": "/a", "upstream": "http://x", "scope": ["read"]}`), `config: routes[0]: unknown field "scope"`},
+		{"route prefix", route(`{"path_prefix": "api", "upstream": "http://x"}`), "config: routes[0].path_prefix: \"api\" must be a clean absolute path"},
+		{"route prefix dots", route(`{"path_prefix": "/a/../b", "upstream": "http://x"}`), "config: routes[0].path_prefix:"},
+		{"route healthz", route(`{"path_prefix": "/healthz", "upstream": "http://x"}`), "config: routes[0].path_prefix: /healthz is the gateway's own health check"},
+		{"route duplicate", route(`{"path_prefix": "/a", "upstream": "http://x"}, {"path_prefix": "/a/", "upstream": "http://y"}`), `config: routes[1].path_prefix: "/a/" is already used by routes[0]`},
+		{"route upstream", route(`{"path_prefix": "/a", "upstream": "127.0.0.1:9000"}`), "config: routes[0].upstream: expected an absolute http(s) URL"},
+		{"route upstream creds", route(`{"path_prefix": "/a", "upstream": "http://u:p@x"}`), "config: routes[0].upstream: must not contain credentials"},
+		{"route scope", route(`{"path_prefix": "/a", "upstream": "http://x", "scopes": ["re\"ad"]}`), `config: routes[0].scopes[0]: invalid scope`},
+		{"route public with scopes", route(`{"path_prefix": "/a", "upstream": "http://x", "public": true, "scopes": ["read"]}`), "config: routes[0].scopes: a public route takes no token"},
+		{"route tier", route(`{"path_prefix": "/a", "upstream": "http://x", "tier": "gold"}`), `config: routes[0].tier: unknown tier "gold"`},
+		{"route timeout", route(`{"path_prefix": "/a", "upstream": "http://x", "timeout": "5"}`), `config: routes[0].timeout: expected a duration`},
+		{"route auth empty", route(`{"path_prefix": "/a", "upstream": "http://x", "upstream_auth": {}}`), "config: routes[0].upstream_auth: set basic or tls"},
+		{"route auth both", route(`{"path_prefix": "/a", "upstream": "https://x", "upstream_auth": {"basic": {}, "tls": {}}}`), "config: routes[0].upstream_auth: set basic or tls, not both"},
+		{"route basic field", route(`{"path_prefix": "/a", "upstream": "http://x", "upstream_auth": {"basic": {"user": "a"}}}`), `config: routes[0].upstream_auth.basic: unknown field "user"`},
+		{"route basic no password", route(`{"path_prefix": "/a", "upstream": "http://x", "upstream_auth": {"basic": {"username": "a"}}}`), "config: routes[0].upstream_auth.basic.password: is required"},
+		{"route basic and forward", route(`{"path_prefix": "/a", "upstream": "http://x", "forward_authorization": true, "upstream_auth": {"basic": {"username": "a", "password": "b"}}}`), "config: routes[0].upstream_auth.basic: cannot be combined with forward_authorization"},
+		{"route tls over http", route(`{"path_prefix": "/a", "upstream": "http://x", "upstream_auth": {"tls": {"ca_file": "x"}}}`), "config: routes[0].upstream_auth.tls: needs an https upstream"},
+		{"route tls missing file", route(`{"path_prefix": "/a", "upstream": "https://x", "upstream_auth": {"tls": {"ca_file": "/nonexistent/ca.pem"}}}`), "config: routes[0].upstream_auth.tls.ca_file: open /nonexistent/ca.pem"},
+		{"route tls key without cert", route(`{"path_prefix": "/a", "upstream": "https://x", "upstream_auth": {"tls": {"key_file": "k"}}}`), "config: routes[0].upstream_auth.tls.cert_file: is required with key_file"},
+		{"listener tls", with(`"tls": {"cert_file": "/nonexistent.pem", "key_file": "/nonexistent.key"}`), "config: tls: load certificate: open /nonexistent.pem"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parseGatewayConfig([]byte(tt.raw), env)
+			if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
+				t.Errorf("error = %v\n   want prefix %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// writeTestKeyPair writes a self-signed certificate and key, returning the
+// cert, key and (the same cert as) CA paths.
+func writeTestKeyPair(t *testing.T) (cert, key, ca string) {
+	t.Helper()
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cert, key = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(key, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cert, key, cert
+}
+
+// TestGatewayExampleConfig keeps examples/gateway/gateway.json loadable.
+func TestGatewayExampleConfig(t *testing.T) {
+	c, err := loadGatewayConfig("../../examples/gateway/gateway.json", mapEnv(map[string]string{"DEMO_SERVICE_SECRET": "x"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Gateway.Routes) == 0 || c.AdminListen == "" {
+		t.Errorf("example config: %+v", c)
+	}
+	if _, err := gateway.New(c.Gateway); err != nil {
+		t.Error(err)
+	}
+}
