@@ -59,6 +59,7 @@ func newProvider(cfg Config, store *fositeStore, hmacSecret []byte, keys KeySet)
 // issues a refresh token only to clients registered for the refresh_token
 // grant (fosite's own handler would issue one to every client).
 func passwordGrantFactory(config fosite.Configurator, storage interface{}, strategy interface{}) interface{} {
+	//lint:ignore SA1019 the password grant is deprecated in OAuth 2.1, and Postern offers it only to trusted first-party clients, as the issue asks.
 	return &oauth2.ResourceOwnerPasswordCredentialsGrantHandler{
 		ResourceOwnerPasswordCredentialsGrantStorage: storage.(oauth2.ResourceOwnerPasswordCredentialsGrantStorage),
 		HandleHelper: &oauth2.HandleHelper{

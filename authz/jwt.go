@@ -103,7 +103,7 @@ func (j *jwtStrategy) GenerateAccessToken(_ context.Context, req fosite.Requeste
 // ValidateAccessToken checks the signature against the published keys and the
 // expiry; the caller has already found the token in the store.
 func (j *jwtStrategy) ValidateAccessToken(_ context.Context, _ fosite.Requester, token string) error {
-	jws, err := jose.ParseSigned(token, jwtAlgs)
+	jws, err := jose.ParseSignedCompact(token, jwtAlgs)
 	if err != nil || len(jws.Signatures) != 1 {
 		return fosite.ErrInvalidTokenFormat
 	}
