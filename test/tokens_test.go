@@ -170,6 +170,23 @@ func TestClientCredentialsIntrospectRevoke(t *testing.T) {
 	if f.introspect(t, narrow.AccessToken)["active"] != true {
 		t.Error("revoking one token revoked another grant")
 	}
+	// Metrics count what happened, by endpoint and grant.
+	mresp, err := http.Get(f.srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(mresp.Body)
+	mresp.Body.Close()
+	for _, want := range []string{
+		`postern_tokens_issued_total{grant_type="client_credentials"} 2`,
+		`postern_http_requests_total{code="200",endpoint="token"} 2`,
+		`postern_http_request_duration_seconds_bucket{endpoint="introspect"`,
+	} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+
 	// Revoking again, or an unknown token, is still 200.
 	for _, tokStr := range []string{tok.AccessToken, "not-a-token"} {
 		resp, _ = postForm(t, f.srv.URL+"/oauth2/revoke", url.Values{"token": {tokStr}}, "billing", f.billingSecret)
