@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/ory/fosite"
@@ -26,6 +27,7 @@ type fositeStore struct {
 	lifetime flows.Lifetimes
 	now      func() time.Time
 	users    *flows.Directory
+	cache    *decodeCache
 }
 
 var (
@@ -109,34 +111,39 @@ func (s *fositeStore) encode(kind storage.Kind, signature string, req fosite.Req
 // decode rebuilds a fosite request. A token whose client was removed from
 // the configuration decodes as not found: deleting a client cuts its tokens.
 func (s *fositeStore) decode(t storage.Token, session fosite.Session) (*fosite.Request, error) {
-	var sr storedRequest
-	if err := json.Unmarshal(t.Data, &sr); err != nil {
-		return nil, fmt.Errorf("decode %s token: %w", t.Kind, err)
-	}
-	client, ok := s.clients[sr.ClientID]
-	if !ok {
-		return nil, fmt.Errorf("client %q of stored %s token is no longer configured: %w", sr.ClientID, t.Kind, fosite.ErrNotFound)
-	}
 	sess, ok := session.(*Session)
 	if !ok || sess == nil {
 		sess = newSession()
 	}
-	if len(sr.Session) > 0 {
-		*sess = Session{}
-		if err := json.Unmarshal(sr.Session, sess); err != nil {
-			return nil, fmt.Errorf("decode session of %s token: %w", t.Kind, err)
+	key := string(t.Kind) + "\x00" + t.Signature
+	d, hit := s.cache.get(key, t.Data)
+	if !hit {
+		d = &decodedRequest{data: t.Data}
+		if err := json.Unmarshal(t.Data, &d.sr); err != nil {
+			return nil, fmt.Errorf("decode %s token: %w", t.Kind, err)
 		}
+		if len(d.sr.Session) > 0 {
+			if err := json.Unmarshal(d.sr.Session, &d.sess); err != nil {
+				return nil, fmt.Errorf("decode session of %s token: %w", t.Kind, err)
+			}
+		}
+		s.cache.put(key, d)
 	}
+	client, ok := s.clients[d.sr.ClientID]
+	if !ok {
+		return nil, fmt.Errorf("client %q of stored %s token is no longer configured: %w", d.sr.ClientID, t.Kind, fosite.ErrNotFound)
+	}
+	d.copySession(sess)
 	r := fosite.NewRequest()
-	r.ID = sr.ID
-	r.RequestedAt = sr.RequestedAt
+	r.ID = d.sr.ID
+	r.RequestedAt = d.sr.RequestedAt
 	r.Client = client
-	r.RequestedScope = sr.RequestedScope
-	r.GrantedScope = sr.GrantedScope
-	r.RequestedAudience = sr.RequestedAudience
-	r.GrantedAudience = sr.GrantedAudience
-	if sr.Form != nil {
-		r.Form = sr.Form
+	r.RequestedScope = slices.Clone(d.sr.RequestedScope)
+	r.GrantedScope = slices.Clone(d.sr.GrantedScope)
+	r.RequestedAudience = slices.Clone(d.sr.RequestedAudience)
+	r.GrantedAudience = slices.Clone(d.sr.GrantedAudience)
+	if d.sr.Form != nil {
+		r.Form = cloneForm(d.sr.Form)
 	}
 	r.Session = sess
 	return r, nil

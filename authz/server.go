@@ -124,7 +124,7 @@ func New(cfg Config, store storage.Store, keys KeySet) (*Server, error) {
 		s.scopes = append(s.scopes, sc)
 	}
 	sort.Strings(s.scopes)
-	s.fs = &fositeStore{store: store, clients: s.clients, lifetime: cfg.Lifetimes, now: cfg.Now, users: cfg.Users}
+	s.fs = &fositeStore{store: store, clients: s.clients, lifetime: cfg.Lifetimes, now: cfg.Now, users: cfg.Users, cache: newDecodeCache(4096)}
 	s.provider, _ = newProvider(cfg, s.fs, cfg.HMACSecret, keys)
 	s.registry = prometheus.NewRegistry()
 	s.metrics = newMetrics(s.registry)
