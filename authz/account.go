@@ -33,7 +33,8 @@ type grantView struct {
 	Scopes     []string `json:"scopes"`
 	GrantType  string   `json:"grant_type"`
 	How        string   `json:"-"`
-	Device     string   `json:"user_agent,omitempty"`
+	Device     string   `json:"device,omitempty"`
+	UserAgent  string   `json:"user_agent,omitempty"`
 	IP         string   `json:"ip,omitempty"`
 
 	FirstAt   time.Time `json:"first_issued"`
@@ -59,9 +60,12 @@ var grantHow = map[string]string{
 	"password":           "Password given to the app",
 }
 
+// showTime formats for people and for <time datetime>. The non-breaking
+// spaces keep "30 Nov 2026" and "08:05 UTC" from breaking across lines in a
+// narrow table cell.
 func showTime(t time.Time) (string, string) {
 	t = t.UTC()
-	return t.Format("2 Jan 2006 15:04 UTC"), t.Format(time.RFC3339)
+	return t.Format("2\u00a0Jan\u00a02006 15:04\u00a0UTC"), t.Format(time.RFC3339)
 }
 
 // userGrants lists a subject's live grants from one read of the subject
@@ -121,7 +125,7 @@ func (s *Server) userGrants(ctx context.Context, subject string) ([]grantView, e
 			_ = json.Unmarshal(sr.Session, &sess)
 		}
 		g := grantView{ID: id, ClientID: sr.ClientID, ClientName: sr.ClientID, Scopes: sr.GrantedScope, GrantType: sess.GrantType,
-			How: grantHow[sess.GrantType], Device: shortUA(sess.UserAgent), IP: sess.IP, FirstAt: a.first, LastAt: a.last, ExpiresAt: a.expires}
+			How: grantHow[sess.GrantType], Device: describeUA(sess.UserAgent), UserAgent: sess.UserAgent, IP: sess.IP, FirstAt: a.first, LastAt: a.last, ExpiresAt: a.expires}
 		if c, ok := s.clients[sr.ClientID]; ok {
 			g.ClientName = clientName(c)
 		}
@@ -137,14 +141,6 @@ func (s *Server) userGrants(ctx context.Context, subject string) ([]grantView, e
 	return out, nil
 }
 
-// shortUA keeps the user agent readable in a table cell.
-func shortUA(ua string) string {
-	if len(ua) > 90 {
-		return ua[:87] + "…"
-	}
-	return ua
-}
-
 var eventText = map[string]string{
 	"login":                    "Signed in",
 	"login_failed":             "Failed sign-in attempt",
@@ -154,6 +150,7 @@ var eventText = map[string]string{
 	"consent_revoked":          "You removed the remembered permission of %s",
 	"refresh_token_reuse":      "A refresh token of %s was used twice; we signed the app out to be safe",
 	"authorization_code_reuse": "A sign-in code of %s was used twice; we revoked the app's access to be safe",
+	"saml_login_failed":        "A single sign-on response naming you was refused",
 }
 
 func (s *Server) describeEvent(e storage.Event) string {
@@ -229,7 +226,7 @@ func (s *Server) handleAccount(w http.ResponseWriter, r *http.Request) {
 // accountNotices are fixed texts: the query only picks one, so a crafted
 // link cannot put words on the page.
 var accountNotices = map[string]string{
-	"revoked":     "Access revoked. The app's tokens no longer work.",
+	"revoked":     "Access revoked. The app's tokens no longer work, and it must ask you again before it gets new ones.",
 	"revoked-all": "All apps were signed out.",
 	"forgotten":   "Permission forgotten. The app will ask again.",
 }
@@ -281,6 +278,11 @@ func (s *Server) revokeUserGrant(ctx context.Context, r *http.Request, subject, 
 	}
 	if _, err := s.store.RevokeGrant(ctx, grantID); err != nil {
 		return err
+	}
+	// An app the user cut off must ask again rather than silently get new
+	// tokens through a remembered consent and a live login session.
+	if err := s.store.DeleteConsent(ctx, subject, toks[0].ClientID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		s.log.Error("forget consent of revoked grant", "error", err)
 	}
 	ev := storage.Event{Time: s.cfg.Now().UTC(), Type: "grant_revoked", Subject: subject, ClientID: toks[0].ClientID, RequestID: grantID, IP: clientIP(r), UserAgent: r.UserAgent()}
 	if err := s.store.AppendEvent(ctx, ev); err != nil {

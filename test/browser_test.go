@@ -17,7 +17,6 @@ import (
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/dom"
-	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
@@ -164,7 +163,6 @@ func documentHTML(ctx context.Context) (string, error) {
 // both pages at 1280 and 360 pixels wide.
 func TestBrowserAuthorizationCode(t *testing.T) {
 	chromium := chromiumPath(t)
-	artifacts := artifactsDir(t)
 
 	redirectURI, callbackQuery := startCallback(t)
 	cfg, rsSecret := browserConfig(t, redirectURI)
@@ -176,103 +174,9 @@ func TestBrowserAuthorizationCode(t *testing.T) {
 	verifier := oauth2.GenerateVerifier()
 	state := "state-" + oauth2.GenerateVerifier()[:16]
 
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-
-	var browserOut syncBuffer
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium),
-		chromedp.Headless,
-		chromedp.NoSandbox, // CI runs as root
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-domain-reliability", true),
-		chromedp.Flag("no-pings", true),
-		// The browser talks to the loopback servers of this test and to
-		// nothing else: no proxy, and no name resolves.
-		chromedp.Flag("no-proxy-server", true),
-		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"),
-		chromedp.UserDataDir(filepath.Join(t.TempDir(), "chromium-profile")),
-		chromedp.WindowSize(1280, 900),
-		chromedp.CombinedOutput(&browserOut),
-	)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	defer cancelAlloc() // waits for the browser to exit
-	bctx, cancelTab := chromedp.NewContext(allocCtx)
-	defer cancelTab()
-	defer func() {
-		if t.Failed() {
-			t.Logf("chromium output:\n%s", browserOut.String())
-		}
-	}()
-
-	start := time.Now()
-	if err := chromedp.Do(bctx); err != nil { // starts the browser
-		t.Fatalf("start chromium %s: %v", chromium, err)
-	}
-	t.Logf("chromium started in %v", time.Since(start).Round(time.Millisecond))
-	var console consoleLog
-	if err := chromedp.Listen(bctx, console.listen); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := chromedp.Call(bctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true}); err != nil {
-		t.Fatalf("disable script: %v", err)
-	}
-
-	desktop := chromedp.EmulateViewport(1280, 900)
-	screenshots := func(name string) {
-		t.Helper()
-		for _, v := range []struct {
-			label string
-			size  chromedp.Action[chromedp.Void]
-		}{{"1280", desktop}, {"360", chromedp.EmulateViewport(360, 740)}} {
-			if err := chromedp.Do(bctx, v.size); err != nil {
-				t.Fatalf("viewport %s: %v", v.label, err)
-			}
-			png, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
-			if err != nil {
-				t.Fatalf("screenshot of the %s page at %s px: %v", name, v.label, err)
-			}
-			path := filepath.Join(artifacts, fmt.Sprintf("browser-%s-%s.png", name, v.label))
-			if err := os.WriteFile(path, png, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			t.Logf("screenshot: %s", path)
-		}
-		if err := chromedp.Do(bctx, desktop); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// checkPage asserts what every page shows: its stylesheet applied (under
-	// CSP style-src 'self') and no script element.
-	checkPage := func(name string, want ...string) {
-		t.Helper()
-		html, err := documentHTML(bctx)
-		if err != nil {
-			t.Fatalf("%s page: %v", name, err)
-		}
-		if strings.Contains(strings.ToLower(html), "<script") {
-			t.Errorf("%s page has a script element", name)
-		}
-		for _, w := range want {
-			if !strings.Contains(html, w) {
-				t.Errorf("%s page lacks %q:\n%s", name, w, html)
-			}
-		}
-		style, err := chromedp.Run(bctx, chromedp.ComputedStyle(chromedp.CSS("body")))
-		if err != nil {
-			t.Fatalf("%s page: computed style: %v", name, err)
-		}
-		for _, p := range style {
-			if p.Name == "background-color" && p.Value != "rgb(243, 245, 248)" {
-				t.Errorf("%s page: body background %s: postern.css did not apply", name, p.Value)
-			}
-		}
-	}
+	c := newChromium(t, chromium, 60*time.Second)
+	ctx, bctx, start := c.ctx, c.tab, c.started
+	screenshots, checkPage := c.screenshots, c.checkPage
 
 	// The login page.
 	if err := chromedp.Do(bctx,
@@ -327,11 +231,5 @@ func TestBrowserAuthorizationCode(t *testing.T) {
 		t.Errorf("introspection = %v", info)
 	}
 
-	entries, bad := console.snapshot()
-	for _, e := range entries {
-		t.Logf("browser log: %s", e)
-	}
-	for _, b := range bad {
-		t.Errorf("browser reported: %s", b)
-	}
+	c.reportConsole()
 }
