@@ -222,6 +222,11 @@ func (s *fositeStore) redeemError(ctx context.Context, t storage.Token, err erro
 		}
 		return fmt.Errorf("%s token already used: %w", t.Kind, fosite.ErrInactiveToken)
 	case errors.Is(err, storage.ErrNotFound):
+		// Gone between reading and redeeming: another request revoked the
+		// grant (a concurrent reuse). fosite would say "retry"; it is not.
+		if ex := exchangeFrom(ctx); ex != nil {
+			ex.gone = true
+		}
 		return fmt.Errorf("redeem: %w", fosite.ErrNotFound)
 	}
 	return fmt.Errorf("redeem %s token: %w", t.Kind, err)
@@ -466,6 +471,7 @@ type exchange struct {
 	ip        string
 	throttled time.Duration
 	failed    string // username whose password was wrong
+	gone      bool   // the one-time token vanished before it could be redeemed
 }
 
 type exchangeKey struct{}

@@ -25,7 +25,7 @@ func readPageForm(r *http.Request) bool {
 }
 
 func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int, c *flows.Client, auth, username, msg string) {
-	d := pageData{Title: "Sign in", CSRF: s.jar.csrfToken(w, r), Auth: auth, Username: username, Error: msg}
+	d := pageData{Title: "Sign in", CSRF: s.jar.csrfToken(w, r), Auth: auth, Username: username, Error: msg, Providers: s.samlLinks(auth)}
 	var targets []string
 	if c != nil {
 		d.ClientName = clientName(c)

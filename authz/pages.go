@@ -52,6 +52,7 @@ type pageData struct {
 	Username   string
 	Scopes     []string
 	Account    *accountView
+	Providers  []samlLink // single sign-on buttons of the login page
 }
 
 // securityHeaders apply to every HTML page: no script at all, no framing

@@ -45,6 +45,9 @@ type Config struct {
 	CookieKey []byte
 	// SessionTTL is how long a login session lasts; default 8h.
 	SessionTTL time.Duration
+	// SAML are the identity providers users may sign in with, in the
+	// order of the login page's buttons (see saml.go).
+	SAML []*flows.SAMLProvider
 }
 
 // Server is the authorization server's HTTP handler.
@@ -63,6 +66,10 @@ type Server struct {
 	users    *flows.Directory
 	jar      *cookieJar
 	pages    pages
+
+	// SAML identity providers, by ID and in login-page order.
+	saml      map[string]*flows.SAMLProvider
+	samlOrder []*flows.SAMLProvider
 }
 
 // Endpoint paths, relative to the issuer.
@@ -128,6 +135,14 @@ func New(cfg Config, store storage.Store, keys KeySet) (*Server, error) {
 	s.provider, _ = newProvider(cfg, s.fs, cfg.HMACSecret, keys)
 	s.registry = prometheus.NewRegistry()
 	s.metrics = newMetrics(s.registry)
+	s.saml = map[string]*flows.SAMLProvider{}
+	for _, p := range cfg.SAML {
+		if _, dup := s.saml[p.ID()]; dup {
+			return nil, fmt.Errorf("authz: SAML provider %q configured twice", p.ID())
+		}
+		s.saml[p.ID()] = p
+		s.samlOrder = append(s.samlOrder, p)
+	}
 	s.router = s.routes()
 	return s, nil
 }
@@ -156,6 +171,9 @@ func (s *Server) routes() *mux.Router {
 	handle(pathAccount+"/consents/revoke", "account", s.handleForgetConsent)
 	handle(pathAccount+"/api/grants", "account_api", s.handleAPIGrants)
 	handle(pathAccount+"/api/grants/{id}", "account_api", s.handleAPIRevokeGrant)
+	handle("/saml/{id}/login", "saml_login", s.handleSAMLLogin)
+	handle("/saml/{id}/acs", "saml_acs", s.handleSAMLACS)
+	handle("/saml/{id}/metadata", "saml_metadata", s.handleSAMLMetadata)
 	r.PathPrefix("/static/").Handler(s.instrument("static", s.staticHandler()))
 	r.Handle("/metrics", s.metricsHandler())
 	return r

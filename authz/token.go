@@ -108,6 +108,9 @@ func (s *Server) tokenError(ctx context.Context, w http.ResponseWriter, r *http.
 	if ex.failed != "" {
 		s.audit(r, "login_failed", ex.failed, clientIDOf(ex.client), "password grant")
 	}
+	if ex.gone {
+		e = &oauthError{Status: http.StatusBadRequest, Code: "invalid_grant", Description: "The token is no longer valid."}
+	}
 	if ex.reused != nil {
 		s.revokeReused(ctx, r, *ex.reused)
 		e = &oauthError{Status: http.StatusBadRequest, Code: "invalid_grant", Description: "The token was already used; the grant has been revoked."}

@@ -221,6 +221,9 @@ func (m *Manager) Reload(ctx context.Context) error {
 // now. prev, if it is the same key as the stored active one, is reused
 // rather than decrypted again.
 func buildState(records []storage.Key, sl *sealer, prev *activeKey, now time.Time) (*state, error) {
+	// SAML service-provider keys share the store but are never published
+	// or used to sign tokens (see SAMLKeyPair).
+	records = slices.DeleteFunc(slices.Clone(records), func(k storage.Key) bool { return k.Algorithm == SAMLSP })
 	var activeRec *storage.Key
 	var activeIDs []string
 	for i := range records {
@@ -340,7 +343,7 @@ func compareKeys(a, b storage.Key) int {
 }
 
 func hasActive(records []storage.Key) bool {
-	return slices.ContainsFunc(records, func(k storage.Key) bool { return k.Active })
+	return slices.ContainsFunc(records, func(k storage.Key) bool { return k.Active && k.Algorithm != SAMLSP })
 }
 
 // current returns the snapshot, first retiring any published key whose

@@ -37,6 +37,11 @@ func Rotate(ctx context.Context, store Store, secret Secret, opts Options) (newK
 		retireAt := now.Add(opts.Overlap).UTC().Round(0)
 		next := make([]storage.Key, 0, len(old)+1)
 		for _, k := range old {
+			if k.Algorithm == SAMLSP {
+				// Not a signing key: SAML key pairs are kept as they are.
+				next = append(next, k)
+				continue
+			}
 			if k.Active {
 				if _, err := sl.open(k.ID, k.Private); err != nil {
 					return nil, err
@@ -73,14 +78,17 @@ type Info struct {
 	Active   bool
 }
 
-// List returns the stored keys, active first, then newest first. It needs
-// no secret, so an operator can inspect keys without access to it.
+// List returns the stored signing keys, active first, then newest first
+// (SAML key pairs are not signing keys and are left out). It needs no
+// secret, so an operator can inspect keys without access to it.
 func List(ctx context.Context, store Store) ([]Info, error) {
 	records, err := store.Keys(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list signing keys: %w", err)
 	}
-	records = slices.Clone(records) // the store may hand out a shared slice
+	// A fresh slice (the store may hand out a shared one) without the SAML
+	// key pairs, which are not signing keys.
+	records = slices.DeleteFunc(slices.Clone(records), func(k storage.Key) bool { return k.Algorithm == SAMLSP })
 	slices.SortFunc(records, compareKeys)
 	out := make([]Info, 0, len(records))
 	for _, r := range records {

@@ -123,14 +123,18 @@ func runKeys(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "postern keys:", err)
 		return exitUsage
 	}
-	store, err := openStore(cfg.DataDir, log)
+	ctx := context.Background()
+	store, err := openStore(ctx, cfg, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "postern keys:", err)
 		return exitError
 	}
 	defer store.Close()
-	ctx := context.Background()
 	if sub == "rotate" {
+		if err := checkSharedSecret(cfg, f.secretFile); err != nil {
+			fmt.Fprintln(stderr, "postern keys rotate:", err)
+			return exitError
+		}
 		secret, err := keys.LoadSecret(os.Getenv("POSTERN_SECRET"), f.secretFile, cfg.DataDir, log)
 		if err != nil {
 			fmt.Fprintln(stderr, "postern keys rotate:", err)

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -24,6 +25,7 @@ type fileConfig struct {
 	Issuer        string            `json:"issuer"`
 	Addr          string            `json:"addr"`
 	DataDir       string            `json:"data_dir"`
+	Store         string            `json:"store"`  // postgres:// DSN; empty means bbolt in data_dir
 	Tokens        json.RawMessage   `json:"tokens"` // tokensConfig, decoded under its own path
 	Keys          json.RawMessage   `json:"keys"`   // keysConfig, likewise
 	Login         json.RawMessage   `json:"login"`  // loginConfig, likewise
@@ -43,6 +45,7 @@ type tokensConfig struct {
 type keysConfig struct {
 	Algorithm string   `json:"algorithm"`
 	Overlap   duration `json:"rotation_overlap"`
+	Reload    duration `json:"reload_interval"` // shared stores only
 }
 
 type loginConfig struct {
@@ -91,13 +94,18 @@ type Config struct {
 	Issuer       string
 	Addr         string
 	DataDir      string
+	Store        string // PostgreSQL DSN shared by replicas, "" for bbolt in DataDir; may hold a password: never log it
 	Format       string
 	Lifetimes    flows.Lifetimes
 	KeyAlgorithm string
 	KeyOverlap   time.Duration
+	KeyReload    time.Duration // how often a replica re-reads a shared store's keys; 0 for the default
 	Clients      []*flows.Client
 	Users        []flows.User
 	SessionTTL   time.Duration
+	// SAMLProviders are the identity providers of the login page, metadata
+	// files already read (see SAMLProvider).
+	SAMLProviders []SAMLProvider
 	// Warnings are logged at start: development shortcuts that work but must
 	// not reach production.
 	Warnings []string
@@ -136,7 +144,14 @@ func loadConfig(path string, getenv func(string) string) (*Config, error) {
 	if len(raw) > maxConfigBytes {
 		return nil, fmt.Errorf("config: %s is larger than %d bytes", path, maxConfigBytes)
 	}
-	return parseConfig(raw, getenv)
+	cfg, err := parseConfig(raw, getenv)
+	if err != nil {
+		return nil, err
+	}
+	if err := readSAMLMetadata(cfg.SAMLProviders, filepath.Dir(path)); err != nil {
+		return nil, err
+	}
+	return cfg, nil
 }
 
 func parseConfig(raw []byte, getenv func(string) string) (*Config, error) {
@@ -278,6 +293,12 @@ func (fc *fileConfig) validate() (*Config, error) {
 	if c.DataDir == "" {
 		c.DataDir = defaultDataDir
 	}
+	if fc.Store != "" {
+		if err := validateStore(fc.Store); err != nil {
+			return nil, errAt("store", "%v", err)
+		}
+		c.Store = fc.Store
+	}
 	if fc.Issuer != "" {
 		iss, err := validateIssuer(fc.Issuer)
 		if err != nil {
@@ -310,6 +331,10 @@ func (fc *fileConfig) validate() (*Config, error) {
 	default:
 		return nil, errAt("keys.algorithm", "unknown algorithm %q (want ES256 or RS256)", kc.Algorithm)
 	}
+	if d := kc.Reload.Duration; d != 0 && d < time.Second {
+		return nil, errAt("keys.reload_interval", "must be at least 1s, got %s", d)
+	}
+	c.KeyReload = kc.Reload.Duration // zero: serve's default
 	c.KeyOverlap = kc.Overlap.Duration
 	if c.KeyOverlap == 0 {
 		c.KeyOverlap = defaultKeyOverlap
@@ -376,10 +401,36 @@ func (fc *fileConfig) validate() (*Config, error) {
 		c.Users = append(c.Users, u)
 		c.Warnings = append(c.Warnings, warn...)
 	}
-	if len(fc.SAMLProviders) > 0 {
-		return nil, errAt("saml_providers", "SAML login is not available in this version of postern")
+	for i, raw := range fc.SAMLProviders {
+		path := fmt.Sprintf("saml_providers[%d]", i)
+		var sc samlProviderConfig
+		if err := strictDecode(raw, &sc, path); err != nil {
+			return nil, err
+		}
+		p, warn, err := sc.validate(path)
+		if err != nil {
+			return nil, err
+		}
+		c.SAMLProviders = append(c.SAMLProviders, p)
+		c.Warnings = append(c.Warnings, warn...)
+	}
+	if err := checkSAMLProviders(c.SAMLProviders); err != nil {
+		return nil, err
 	}
 	return c, nil
+}
+
+// validateStore accepts a PostgreSQL URL. Its messages never repeat the
+// value: it may carry a password.
+func validateStore(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return errors.New("expected a postgres:// or postgresql:// URL (value not shown: it may hold a password)")
+	}
+	if u.Host == "" && u.Query().Get("host") == "" {
+		return errors.New("the postgres URL names no host")
+	}
+	return nil
 }
 
 func validateIssuer(s string) (string, error) {
@@ -577,6 +628,13 @@ func validateRedirectURI(s string) error {
 	return nil
 }
 
+// reservedClaims are set by the token format; user claims (from users[] or
+// mapped from SAML attributes) cannot override them.
+var reservedClaims = map[string]bool{
+	"sub": true, "iss": true, "aud": true, "exp": true, "iat": true, "nbf": true, "jti": true,
+	"client_id": true, "scope": true, "active": true, "token_type": true, "username": true,
+}
+
 var usernamePattern = regexp.MustCompile(`^[^\s:]{1,256}$`)
 
 func (uc userConfig) validate(path string) (flows.User, []string, error) {
@@ -609,8 +667,7 @@ func (uc userConfig) validate(path string) (flows.User, []string, error) {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		switch k {
-		case "sub", "iss", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope", "active", "token_type", "username":
+		if reservedClaims[k] {
 			return u, nil, errAt(path+".claims."+k, "is reserved by the token format")
 		}
 	}

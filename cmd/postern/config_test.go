@@ -368,10 +368,6 @@ func TestParseConfigErrors(t *testing.T) {
 			want: `config: users[1].claims.sub: is reserved by the token format`},
 		{name: "reserved claim scope", config: secondUser(`{"username": "bob", "password": "x", "claims": {"scope": "admin"}}`),
 			want: `config: users[1].claims.scope: is reserved by the token format`},
-
-		// Features not available yet.
-		{name: "saml_providers", config: `{"saml_providers": [{"name": "corp"}]}`,
-			want: `config: saml_providers: SAML login is not available in this version of postern`},
 	}
 	seen := map[string]bool{}
 	for _, tt := range tests {

@@ -17,19 +17,23 @@ const usage = `postern: an OAuth 2.0 authorization server
 
 Usage:
   postern serve --config FILE [--addr HOST:PORT] [--issuer URL] [--data DIR]
-                [--secret-file FILE] [--log-format text|json] [--log-level LEVEL]
+                [--store postgres://...] [--secret-file FILE]
+                [--log-format text|json] [--log-level LEVEL]
   postern gateway --config FILE [--log-format text|json] [--log-level LEVEL]
   postern clients secret        print a new client secret and its client_secret_hash
   postern clients hash          hash a human-chosen client secret read from stdin (argon2id)
   postern users hash            hash a password read from the terminal or stdin (argon2id)
-  postern keys rotate --config FILE [--data DIR] [--secret-file FILE]
-  postern keys list   --config FILE [--data DIR]
+  postern keys rotate --config FILE [--data DIR | --store URL] [--secret-file FILE]
+  postern keys list   --config FILE [--data DIR | --store URL]
+  postern migrate [--config FILE] [--store URL]
+                                apply pending PostgreSQL schema migrations
   postern version
   postern help
 
 The system secret comes from POSTERN_SECRET (at least 32 bytes) or
 --secret-file; without either, one is generated into the data directory
-(development only).
+(development only; refused with a shared PostgreSQL store, where every
+replica needs the same secret).
 `
 
 func main() {
@@ -60,6 +64,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runUsers(args[1:], stdin, stdout, stderr)
 	case "keys":
 		return runKeys(args[1:], stdout, stderr)
+	case "migrate":
+		return runMigrate(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "postern", versionString())
 		return exitOK

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -18,7 +19,9 @@ import (
 	"github.com/postern-auth/postern/authz"
 	"github.com/postern-auth/postern/flows"
 	"github.com/postern-auth/postern/keys"
+	"github.com/postern-auth/postern/storage"
 	"github.com/postern-auth/postern/storage/bolt"
+	"github.com/postern-auth/postern/storage/postgres"
 )
 
 type serveFlags struct {
@@ -29,6 +32,8 @@ type serveFlags struct {
 	secretFile string
 	logFormat  string
 	logLevel   string
+	store      string
+	pprof      string // serve only: see runServe
 }
 
 func (f *serveFlags) register(fs *flag.FlagSet) {
@@ -36,6 +41,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.addr, "addr", "", "listen address `host:port` (overrides config addr)")
 	fs.StringVar(&f.issuer, "issuer", "", "issuer `URL` (overrides config issuer)")
 	fs.StringVar(&f.data, "data", "", "data `directory` (overrides config data_dir)")
+	fs.StringVar(&f.store, "store", "", "PostgreSQL `URL` postgres://... shared by replicas (overrides config store; default bbolt in the data directory)")
 	fs.StringVar(&f.secretFile, "secret-file", "", "`file` holding the system secret (else POSTERN_SECRET)")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
@@ -81,11 +87,74 @@ func loadServeConfig(f *serveFlags) (*Config, error) {
 	if f.data != "" {
 		cfg.DataDir = f.data
 	}
+	if f.store != "" {
+		if err := validateStore(f.store); err != nil {
+			return nil, fmt.Errorf("--store: %w", err)
+		}
+		cfg.Store = f.store
+	}
 	return cfg, nil
 }
 
-func openStore(dataDir string, log *slog.Logger) (*bolt.Store, error) {
-	return bolt.Open(filepath.Join(dataDir, "postern.db"), bolt.Options{Logger: log})
+// openStore opens PostgreSQL when the configuration names it, else the
+// bbolt file in the data directory. Either is closed with Close.
+func openStore(ctx context.Context, cfg *Config, log *slog.Logger) (storage.Store, error) {
+	if cfg.Store != "" {
+		return postgres.Open(ctx, cfg.Store, postgres.Options{Logger: log})
+	}
+	return bolt.Open(filepath.Join(cfg.DataDir, "postern.db"), bolt.Options{Logger: log})
+}
+
+// storeName says where records live, for logs: never the DSN, which may
+// hold a password.
+func storeName(cfg *Config, store storage.Store) string {
+	if s, ok := store.(fmt.Stringer); ok {
+		return s.String()
+	}
+	return "bbolt " + filepath.Join(cfg.DataDir, "postern.db")
+}
+
+// checkSharedSecret refuses to run replicas on a shared store with a
+// secret generated per data directory: each would seal keys and sign
+// tokens with its own, and none could read the others'.
+func checkSharedSecret(cfg *Config, secretFile string) error {
+	if cfg.Store != "" && os.Getenv("POSTERN_SECRET") == "" && secretFile == "" {
+		return errors.New("a shared store needs the same system secret in every process: set POSTERN_SECRET or --secret-file")
+	}
+	return nil
+}
+
+// defaultKeyReload is how often a replica re-reads a shared store's keys
+// unless keys.reload_interval says otherwise: a rotation is in use by all
+// within this long. One small query per interval per replica.
+const defaultKeyReload = 30 * time.Second
+
+// reloadKeys re-reads a shared store's signing keys every interval, so a
+// rotation done by any process (postern keys rotate) is used and published
+// here too. A failed read keeps the current key set.
+func reloadKeys(ctx context.Context, km *keys.Manager, every time.Duration, log *slog.Logger) {
+	if every <= 0 {
+		every = defaultKeyReload
+	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		before := km.Active().ID
+		rctx, cancel := context.WithTimeout(ctx, every)
+		err := km.Reload(rctx)
+		cancel()
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Warn("reloading signing keys failed; keeping the current ones", "error", err)
+		case err == nil && km.Active().ID != before:
+			log.Info("signing key changed in the store", "active_key", km.Active().ID, "previous_key", before)
+		}
+	}
 }
 
 func runServe(args []string, stdout, stderr io.Writer) int {
@@ -93,6 +162,8 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var f serveFlags
 	f.register(fs)
+	// Not in register: the keys commands share those flags and have nothing to profile.
+	fs.StringVar(&f.pprof, "pprof", "", "serve net/http/pprof on this separate `host:port` (off by default; keep it on loopback)")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -110,6 +181,14 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "postern serve:", err)
 		return exitUsage
 	}
+	if f.pprof != "" {
+		stopPprof, err := startPprof(f.pprof, cfg.Addr, log, stdout)
+		if err != nil {
+			fmt.Fprintln(stderr, "postern serve:", err)
+			return exitUsage
+		}
+		defer stopPprof()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := serve(ctx, cfg, f.secretFile, log, stdout); err != nil {
@@ -119,15 +198,47 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
+// startPprof serves the net/http/pprof handlers on their own listener and
+// mux, never on the main port. (Importing net/http/pprof also registers them
+// on http.DefaultServeMux, which postern never serves.) No WriteTimeout: a
+// CPU profile streams for as many seconds as it was asked for.
+func startPprof(addr, mainAddr string, log *slog.Logger, stdout io.Writer) (stop func(), err error) {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("--pprof: expected host:port, got %q", addr)
+	}
+	if addr == mainAddr && port != "0" {
+		return nil, fmt.Errorf("--pprof: %s is the main listen address; profiling needs its own", addr)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--pprof: listen on %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = hs.Serve(ln) }()
+	log.Warn("pprof enabled: its endpoints expose process internals; keep them on loopback", "addr", ln.Addr().String())
+	fmt.Fprintf(stdout, "postern pprof at http://%s/debug/pprof/\n", ln.Addr())
+	return func() { _ = hs.Close() }, nil
+}
+
 func serve(ctx context.Context, cfg *Config, secretFile string, log *slog.Logger, stdout io.Writer) error {
 	for _, w := range cfg.Warnings {
 		log.Warn(w)
+	}
+	if err := checkSharedSecret(cfg, secretFile); err != nil {
+		return err
 	}
 	secret, err := keys.LoadSecret(os.Getenv("POSTERN_SECRET"), secretFile, cfg.DataDir, log)
 	if err != nil {
 		return err
 	}
-	store, err := openStore(cfg.DataDir, log)
+	store, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -140,6 +251,13 @@ func serve(ctx context.Context, cfg *Config, secretFile string, log *slog.Logger
 	if err != nil {
 		return err
 	}
+	if cfg.Store != "" {
+		// Stopped before the store closes (defers run in reverse).
+		rctx, stopReload := context.WithCancel(ctx)
+		reloadDone := make(chan struct{})
+		go func() { defer close(reloadDone); reloadKeys(rctx, km, cfg.KeyReload, log) }()
+		defer func() { stopReload(); <-reloadDone }()
+	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -149,6 +267,12 @@ func serve(ctx context.Context, cfg *Config, secretFile string, log *slog.Logger
 	if cfg.Issuer == "" {
 		cfg.Issuer = "http://" + ln.Addr().String()
 	}
+	samlProviders, stopSAML, err := startSAML(ctx, cfg, cfg.Issuer, store, secret, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopSAML()
 	srv, err := authz.New(authz.Config{
 		Issuer:            cfg.Issuer,
 		AccessTokenFormat: cfg.Format,
@@ -160,6 +284,7 @@ func serve(ctx context.Context, cfg *Config, secretFile string, log *slog.Logger
 		SessionTTL:        cfg.SessionTTL,
 		Users:             flows.NewDirectory(cfg.Users, flows.NewThrottle(flows.ThrottleOptions{})),
 		Logger:            log,
+		SAML:              samlProviders,
 	}, store, km)
 	if err != nil {
 		ln.Close()
@@ -176,7 +301,7 @@ func serve(ctx context.Context, cfg *Config, secretFile string, log *slog.Logger
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
-	log.Info("postern ready", "addr", ln.Addr().String(), "issuer", cfg.Issuer, "data_dir", cfg.DataDir,
+	log.Info("postern ready", "addr", ln.Addr().String(), "issuer", cfg.Issuer, "data_dir", cfg.DataDir, "store", storeName(cfg, store),
 		"clients", len(cfg.Clients), "access_token_format", cfg.Format)
 	fmt.Fprintf(stdout, "postern listening on http://%s (issuer %s)\n", ln.Addr(), cfg.Issuer)
 

@@ -1,0 +1,271 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/postern-auth/postern/storage"
+)
+
+// sweepChunk bounds the rows one sweep statement deletes, so that a large
+// backlog is removed in short transactions rather than one long one.
+const sweepChunk = 1000
+
+const tokenCols = `kind, signature, request_id, client_id, subject, created_ns, expires_ns, active, data`
+
+// insertToken stores a token unless a live one holds its key: an expired row
+// under the key is replaced in place (its index entries follow the row), a
+// live one makes the statement affect no row.
+const insertToken = `INSERT INTO tokens AS t (` + tokenCols + `)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT (kind, signature) DO UPDATE SET
+    request_id = excluded.request_id, client_id = excluded.client_id, subject = excluded.subject,
+    created_ns = excluded.created_ns, expires_ns = excluded.expires_ns,
+    active = excluded.active, data = excluded.data
+WHERE t.expires_ns < $10`
+
+func checkKey(t storage.Token) error {
+	if t.Kind == "" || t.Signature == "" {
+		return errors.New("token without kind or signature")
+	}
+	return nil
+}
+
+func insertArgs(t storage.Token, now int64) []any {
+	return []any{string(t.Kind), bin(t.Signature), bin(t.RequestID), bin(t.ClientID), bin(t.Subject),
+		optNanos(t.CreatedAt), nanos(t.ExpiresAt), t.Active, t.Data, now}
+}
+
+func scanToken(row pgx.Row) (storage.Token, error) {
+	var t storage.Token
+	var kind string
+	var created *int64
+	var expires int64
+	err := row.Scan(&kind, (*bin)(&t.Signature), (*bin)(&t.RequestID), (*bin)(&t.ClientID), (*bin)(&t.Subject),
+		&created, &expires, &t.Active, &t.Data)
+	if err != nil {
+		return storage.Token{}, err
+	}
+	t.Kind = storage.Kind(kind)
+	t.CreatedAt = fromOptNanos(created)
+	t.ExpiresAt = fromNanos(expires)
+	return t, nil
+}
+
+func collectTokens(rows pgx.Rows) ([]storage.Token, error) {
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (storage.Token, error) { return scanToken(r) })
+}
+
+// CreateToken implements storage.Store.
+func (s *Store) CreateToken(ctx context.Context, t storage.Token) error {
+	what := fmt.Sprintf("create %s token", t.Kind)
+	if err := checkKey(t); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	bctx, cancel := s.bound(ctx)
+	defer cancel()
+	tag, err := s.pool.Exec(bctx, insertToken, insertArgs(t, s.nowNanos())...)
+	if err == nil && tag.RowsAffected() == 0 {
+		err = storage.ErrAlreadyExists
+	}
+	if err != nil {
+		return s.fail(ctx, what, err)
+	}
+	return nil
+}
+
+// GetToken implements storage.Store.
+func (s *Store) GetToken(ctx context.Context, kind storage.Kind, signature string) (storage.Token, error) {
+	what := fmt.Sprintf("get %s token", kind)
+	bctx, cancel := s.bound(ctx)
+	defer cancel()
+	t, err := scanToken(s.pool.QueryRow(bctx,
+		`SELECT `+tokenCols+` FROM tokens WHERE kind = $1 AND signature = $2 AND expires_ns >= $3`,
+		string(kind), bin(signature), s.nowNanos()))
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return storage.Token{}, s.fail(ctx, what, storage.ErrNotFound)
+	case err != nil:
+		return storage.Token{}, s.fail(ctx, what, err)
+	case !t.Active:
+		return t, s.fail(ctx, what, storage.ErrInactive)
+	}
+	return t, nil
+}
+
+// DeleteToken implements storage.Store. An expired token is removed but
+// reported as not found, as it was already invisible.
+func (s *Store) DeleteToken(ctx context.Context, kind storage.Kind, signature string) error {
+	what := fmt.Sprintf("delete %s token", kind)
+	now := s.nowNanos()
+	bctx, cancel := s.bound(ctx)
+	defer cancel()
+	var expires int64
+	err := s.pool.QueryRow(bctx, `DELETE FROM tokens WHERE kind = $1 AND signature = $2 RETURNING expires_ns`,
+		string(kind), bin(signature)).Scan(&expires)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows) || (err == nil && expires < now):
+		return s.fail(ctx, what, storage.ErrNotFound)
+	case err != nil:
+		return s.fail(ctx, what, err)
+	}
+	return nil
+}
+
+// Redeem implements storage.Store, as one transaction: the token's row is
+// locked first, so a concurrent redemption (on this replica or another)
+// waits for this one to commit and then finds the token used. The returned
+// record is as stored after the call: Active is false both on success and
+// with ErrInactive.
+func (s *Store) Redeem(ctx context.Context, kind storage.Kind, signature string, issue []storage.Token) (storage.Token, error) {
+	what := fmt.Sprintf("redeem %s token", kind)
+	for _, t := range issue {
+		if err := checkKey(t); err != nil {
+			return storage.Token{}, fmt.Errorf("%s: issue: %w", what, err)
+		}
+	}
+	now := s.nowNanos()
+	bctx, cancel := s.bound(ctx)
+	defer cancel()
+	var rec storage.Token
+	err := s.inTx(bctx, func(tx pgx.Tx) error {
+		rec = storage.Token{}
+		t, err := scanToken(tx.QueryRow(bctx,
+			`SELECT `+tokenCols+` FROM tokens WHERE kind = $1 AND signature = $2 FOR UPDATE`,
+			string(kind), bin(signature)))
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			return storage.ErrNotFound
+		case err != nil:
+			return err
+		case nanos(t.ExpiresAt) < now:
+			return storage.ErrNotFound
+		case !t.Active:
+			rec = t
+			return storage.ErrInactive
+		}
+		// One round trip for the issued tokens and the mark. Each insert is
+		// its own statement, so two issued tokens with one key collide like
+		// any others; the redeemed token's own key is live, so issuing it
+		// again collides too. Any collision rolls the whole thing back.
+		var b pgx.Batch
+		for _, it := range issue {
+			b.Queue(insertToken, insertArgs(it, now)...)
+		}
+		b.Queue(`UPDATE tokens SET active = false WHERE kind = $1 AND signature = $2`, string(kind), bin(signature))
+		res := tx.SendBatch(bctx, &b)
+		for range issue {
+			tag, err := res.Exec()
+			if err != nil {
+				_ = res.Close()
+				return err
+			}
+			if tag.RowsAffected() == 0 {
+				_ = res.Close()
+				return storage.ErrAlreadyExists
+			}
+		}
+		if _, err := res.Exec(); err != nil {
+			_ = res.Close()
+			return err
+		}
+		if err := res.Close(); err != nil {
+			return err
+		}
+		t.Active = false
+		rec = t
+		return nil
+	})
+	switch {
+	case errors.Is(err, storage.ErrInactive):
+		return rec, s.fail(ctx, what, err)
+	case err != nil:
+		return storage.Token{}, s.fail(ctx, what, err)
+	}
+	return rec, nil
+}
+
+// RevokeGrant implements storage.Store. The count includes expired records
+// of the grant that the sweeper had not yet removed.
+func (s *Store) RevokeGrant(ctx context.Context, requestID string) (int, error) {
+	if requestID == "" {
+		return 0, nil // never indexed
+	}
+	bctx, cancel := s.bound(ctx)
+	defer cancel()
+	tag, err := s.pool.Exec(bctx, `DELETE FROM tokens WHERE request_id = $1`, bin(requestID))
+	if err != nil {
+		return 0, s.fail(ctx, fmt.Sprintf("revoke grant %q", requestID), err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// GrantTokens implements storage.Store. Redeemed tokens are listed, expired
+// ones are not.
+func (s *Store) GrantTokens(ctx context.Context, requestID string) ([]storage.Token, error) {
+	return s.list(ctx, "request_id", requestID, fmt.Sprintf("list tokens of grant %q", requestID))
+}
+
+// SubjectTokens implements storage.Store.
+func (s *Store) SubjectTokens(ctx context.Context, subject string) ([]storage.Token, error) {
+	return s.list(ctx, "subject", subject, fmt.Sprintf("list tokens of subject %q", subject))
+}
+
+// ClientTokens implements storage.Store.
+func (s *Store) ClientTokens(ctx context.Context, clientID string) ([]storage.Token, error) {
+	return s.list(ctx, "client_id", clientID, fmt.Sprintf("list tokens of client %q", clientID))
+}
+
+// list returns the unexpired tokens whose column (a constant of this file)
+// equals owner.
+func (s *Store) list(ctx context.Context, column, owner, what string) ([]storage.Token, error) {
+	if owner == "" {
+		return nil, nil // never indexed
+	}
+	bctx, cancel := s.bound(ctx)
+	defer cancel()
+	rows, err := s.pool.Query(bctx,
+		`SELECT `+tokenCols+` FROM tokens WHERE `+column+` = $1 AND `+column+` <> '' AND expires_ns >= $2`,
+		bin(owner), s.nowNanos())
+	if err != nil {
+		return nil, s.fail(ctx, what, err)
+	}
+	toks, err := collectTokens(rows)
+	if err != nil {
+		return nil, s.fail(ctx, what, err)
+	}
+	return toks, nil
+}
+
+// DeleteExpired implements storage.Store. It deletes in chunks of
+// sweepChunk rows, each its own statement and time bound; if ctx ends
+// between chunks it returns what it removed so far with ctx's error.
+func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int, error) {
+	total := 0
+	for _, table := range []string{"tokens", "once"} {
+		key := "kind, signature"
+		if table == "once" {
+			key = "namespace, id"
+		}
+		q := `DELETE FROM ` + table + ` WHERE (` + key + `) IN
+    (SELECT ` + key + ` FROM ` + table + ` WHERE expires_ns < $1 LIMIT $2)`
+		for {
+			bctx, cancel := s.bound(ctx)
+			tag, err := s.pool.Exec(bctx, q, nanos(now), sweepChunk)
+			cancel()
+			if err != nil {
+				return total, s.fail(ctx, "delete expired records", err)
+			}
+			n := int(tag.RowsAffected())
+			total += n
+			if n < sweepChunk {
+				break
+			}
+		}
+	}
+	return total, nil
+}
