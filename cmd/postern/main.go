@@ -18,7 +18,7 @@ const usage = `postern: an OAuth 2.0 authorization server
 Usage:
   postern serve --config FILE [--addr HOST:PORT] [--issuer URL] [--data DIR]
                 [--store postgres://...] [--secret-file FILE]
-                [--log-format text|json] [--log-level LEVEL]
+                [--log-format text|json] [--log-level LEVEL] [--pprof HOST:PORT]
   postern gateway --config FILE [--log-format text|json] [--log-level LEVEL]
   postern clients secret        print a new client secret and its client_secret_hash
   postern clients hash          hash a human-chosen client secret read from stdin (argon2id)
