@@ -28,6 +28,9 @@ var (
 	ErrUnavailable = errors.New("storage: backend unavailable")
 )
 
+// MaxEventsPerSubject bounds each subject's audit trail in the store.
+const MaxEventsPerSubject = 1000
+
 // Kind says what a token record is. The store indexes all kinds alike.
 type Kind string
 
@@ -133,7 +136,9 @@ type Store interface {
 	// the read it is given, so two processes cannot both rotate.
 	UpdateKeys(ctx context.Context, fn func(old []Key) ([]Key, error)) error
 
-	// AppendEvent adds an audit event; ListEvents returns a subject's newest
+	// AppendEvent adds an audit event, keeping at most MaxEventsPerSubject
+	// of a subject's newest events (older ones are dropped, so the log
+	// cannot grow without bound); ListEvents returns a subject's newest
 	// events first, at most limit.
 	AppendEvent(ctx context.Context, e Event) error
 	ListEvents(ctx context.Context, subject string, limit int) ([]Event, error)

@@ -144,15 +144,39 @@ func (s *Store) AppendEvent(ctx context.Context, e storage.Event) error {
 	key := timeKey(e.Time, nil)
 	key = append(append(lp(e.Subject), key...), e.ID...)
 	val := encodeEvent(e)
+	prefix := lp(e.Subject)
 	err := s.batch(ctx, func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketEvents)
 		if b.Get(key) != nil {
 			return storage.ErrAlreadyExists
 		}
-		return b.Put(key, val)
+		if err := b.Put(key, val); err != nil {
+			return err
+		}
+		return trimEvents(b, prefix)
 	})
 	if err != nil {
 		return fmt.Errorf("append %s event: %w", e.Type, err)
+	}
+	return nil
+}
+
+// trimEvents drops a subject's oldest events beyond MaxEventsPerSubject.
+// The walk is bounded by the cap, so an append stays cheap.
+func trimEvents(b *bbolt.Bucket, prefix []byte) error {
+	var keys [][]byte
+	c := b.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		keys = append(keys, k)
+		if len(keys) > 2*storage.MaxEventsPerSubject {
+			break // never more than one over the cap in practice
+		}
+	}
+	extra := len(keys) - storage.MaxEventsPerSubject
+	for i := 0; i < extra; i++ {
+		if err := b.Delete(bytes.Clone(keys[i])); err != nil {
+			return err
+		}
 	}
 	return nil
 }

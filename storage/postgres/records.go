@@ -128,6 +128,13 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING`,
 	if err == nil && tag.RowsAffected() == 0 {
 		err = storage.ErrAlreadyExists
 	}
+	if err == nil {
+		// Keep the subject's newest MaxEventsPerSubject; the primary key
+		// (subject, time_ns, id) serves both the OFFSET probe and the delete.
+		_, err = s.pool.Exec(bctx, `DELETE FROM events WHERE subject = $1 AND (time_ns, id) <= (
+  SELECT time_ns, id FROM events WHERE subject = $1 ORDER BY time_ns DESC, id DESC OFFSET $2 LIMIT 1)`,
+			bin(e.Subject), storage.MaxEventsPerSubject)
+	}
 	if err != nil {
 		return s.fail(ctx, fmt.Sprintf("append %s event", e.Type), err)
 	}

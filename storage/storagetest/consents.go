@@ -59,3 +59,31 @@ func testConsents(t *testing.T, s storage.Store) {
 		t.Errorf("ListConsents(carol) = %+v", list)
 	}
 }
+
+func testEventsCapped(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	n := storage.MaxEventsPerSubject + 15
+	for i := range n {
+		ev := storage.Event{Time: base.Add(time.Duration(i) * time.Second), Type: "login", Subject: "alice"}
+		if err := s.AppendEvent(ctx, ev); err != nil {
+			t.Fatalf("AppendEvent %d: %v", i, err)
+		}
+	}
+	if err := s.AppendEvent(ctx, storage.Event{Time: base, Type: "login", Subject: "bob"}); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := s.ListEvents(ctx, "alice", 2*n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != storage.MaxEventsPerSubject {
+		t.Fatalf("alice has %d events, want the newest %d", len(evs), storage.MaxEventsPerSubject)
+	}
+	if newest, oldest := evs[0].Time, evs[len(evs)-1].Time; !newest.Equal(base.Add(time.Duration(n-1)*time.Second)) || !oldest.Equal(base.Add(15*time.Second)) {
+		t.Errorf("kept %s … %s, want the newest events", oldest, newest)
+	}
+	if bob, _ := s.ListEvents(ctx, "bob", 10); len(bob) != 1 {
+		t.Errorf("bob's events disturbed: %d", len(bob))
+	}
+}

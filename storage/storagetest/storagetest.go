@@ -62,6 +62,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"Events", testEvents},
 		{"EventIDs", testEventIDs},
 		{"Consents", testConsents},
+		{"EventsCapped", testEventsCapped},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
