@@ -22,22 +22,25 @@ func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 		grants = append(grants, g)
 	}
 	slices.Sort(grants)
-	authMethods := []string{"client_secret_basic", "client_secret_post"}
+	authMethods := []string{"client_secret_basic", "client_secret_post", flows.AuthPrivateKeyJWT}
 	doc := map[string]any{
-		"issuer":                                        iss,
-		"authorization_endpoint":                        iss + pathAuthorize,
-		"token_endpoint":                                iss + pathToken,
-		"introspection_endpoint":                        iss + pathIntrospect,
-		"revocation_endpoint":                           iss + pathRevoke,
-		"jwks_uri":                                      iss + pathJWKS,
-		"grant_types_supported":                         grants,
-		"response_types_supported":                      []string{"code", "token"},
-		"response_modes_supported":                      []string{"query", "fragment"},
-		"code_challenge_methods_supported":              []string{"S256"},
-		"scopes_supported":                              s.scopes,
-		"token_endpoint_auth_methods_supported":         append(authMethods, "none"),
-		"introspection_endpoint_auth_methods_supported": authMethods,
-		"revocation_endpoint_auth_methods_supported":    authMethods,
+		"issuer":                                                   iss,
+		"authorization_endpoint":                                   iss + pathAuthorize,
+		"token_endpoint":                                           iss + pathToken,
+		"introspection_endpoint":                                   iss + pathIntrospect,
+		"revocation_endpoint":                                      iss + pathRevoke,
+		"jwks_uri":                                                 iss + pathJWKS,
+		"grant_types_supported":                                    grants,
+		"response_types_supported":                                 []string{"code", "token"},
+		"response_modes_supported":                                 []string{"query", "fragment"},
+		"code_challenge_methods_supported":                         []string{"S256"},
+		"scopes_supported":                                         s.scopes,
+		"token_endpoint_auth_methods_supported":                    append(authMethods, "none"),
+		"token_endpoint_auth_signing_alg_values_supported":         flows.ClientAssertionAlgs,
+		"introspection_endpoint_auth_methods_supported":            authMethods,
+		"introspection_endpoint_auth_signing_alg_values_supported": flows.ClientAssertionAlgs,
+		"revocation_endpoint_auth_signing_alg_values_supported":    flows.ClientAssertionAlgs,
+		"revocation_endpoint_auth_methods_supported":               authMethods,
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "public, max-age=300")

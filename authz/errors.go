@@ -74,6 +74,10 @@ func fromFosite(err error) *oauthError {
 	if errors.Is(err, storage.ErrUnavailable) {
 		return &oauthError{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable", Description: "The service is briefly unavailable; retry."}
 	}
+	if errors.Is(err, fosite.ErrJTIKnown) {
+		// RFC 7523 §3.2: a replayed client assertion fails authentication.
+		return &oauthError{Status: http.StatusUnauthorized, Code: "invalid_client", Description: "The client assertion was already used."}
+	}
 	rfc := fosite.ErrorToRFC6749Error(err)
 	code := rfc.ErrorField
 	if _, rfcCode := tokenEndpointCodes[code]; !rfcCode {

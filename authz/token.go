@@ -94,6 +94,11 @@ func grantRequested(ar fosite.AccessRequester, c *flows.Client) {
 
 func (s *Server) tokenError(ctx context.Context, w http.ResponseWriter, r *http.Request, ar fosite.AccessRequester, ex *exchange, grant string, err error) {
 	e := fromFosite(err)
+	if e.Code == "invalid_request" && r.PostForm.Get("client_assertion") != "" && !authenticated(ar) {
+		// fosite reports some bad assertions (expired, unparsable claims)
+		// as unrecognizable errors; RFC 7523 §3.2 says invalid_client.
+		e = &oauthError{Status: http.StatusUnauthorized, Code: "invalid_client", Description: "The client assertion is not valid."}
+	}
 	// A client that authenticated but is not registered for the grant hears
 	// unauthorized_client, whatever the grant handler objected to first.
 	if ar != nil && e.Code != "invalid_client" {
@@ -148,6 +153,16 @@ func (s *Server) revokeReused(ctx context.Context, r *http.Request, t storage.To
 	s.log.Warn("one-time token reused; grant revoked", "type", ev.Type, "client_id", t.ClientID, "subject", t.Subject, "tokens_revoked", n, "ip", ev.IP)
 }
 
+// authenticated reports whether fosite authenticated the request's client
+// (it starts every request with an empty placeholder client).
+func authenticated(ar fosite.AccessRequester) bool {
+	if ar == nil {
+		return false
+	}
+	c, ok := ar.GetClient().(*flows.Client)
+	return ok && c != nil
+}
+
 func clientIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
@@ -159,13 +174,13 @@ func clientIP(r *http.Request) string {
 // authenticateClient runs fosite's client authentication (method enforced)
 // for the introspection and revocation endpoints.
 func (s *Server) authenticateClient(ctx context.Context, r *http.Request) (*flows.Client, *oauthError) {
-	if _, _, basic := r.BasicAuth(); !basic && r.PostForm.Get("client_id") == "" {
-		return nil, &oauthError{Status: http.StatusUnauthorized, Code: "invalid_client", Description: "Client authentication is missing; use HTTP Basic or client_secret_post."}
+	if _, _, basic := r.BasicAuth(); !basic && r.PostForm.Get("client_id") == "" && r.PostForm.Get("client_assertion") == "" {
+		return nil, &oauthError{Status: http.StatusUnauthorized, Code: "invalid_client", Description: "Client authentication is missing; use HTTP Basic, client_secret_post or a client assertion."}
 	}
 	c, err := s.provider.(*fosite.Fosite).AuthenticateClient(ctx, r, r.PostForm)
 	if err != nil {
 		e := fromFosite(err)
-		if e.Code != "invalid_request" {
+		if e.Code != "invalid_request" || r.PostForm.Get("client_assertion") != "" {
 			e = &oauthError{Status: http.StatusUnauthorized, Code: "invalid_client", Description: "Client authentication failed."}
 		}
 		return nil, e

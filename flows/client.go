@@ -50,6 +50,11 @@ type Client struct {
 	// password grant, and one that skips the consent page.
 	Trusted   bool
 	Lifetimes Lifetimes
+	// For private_key_jwt: the registered public keys (or where to fetch
+	// them) and the one algorithm the client signs its assertions with.
+	JWKS           *jose.JSONWebKeySet
+	JWKSURI        string
+	AuthSigningAlg string
 }
 
 var (
@@ -102,10 +107,10 @@ func (c *Client) AuthMethod() string {
 
 func (c *Client) GetTokenEndpointAuthMethod() string           { return c.AuthMethod() }
 func (c *Client) GetRequestURIs() []string                     { return nil }
-func (c *Client) GetJSONWebKeys() *jose.JSONWebKeySet          { return nil }
-func (c *Client) GetJSONWebKeysURI() string                    { return "" }
+func (c *Client) GetJSONWebKeys() *jose.JSONWebKeySet          { return c.JWKS }
+func (c *Client) GetJSONWebKeysURI() string                    { return c.JWKSURI }
 func (c *Client) GetRequestObjectSigningAlgorithm() string     { return "" }
-func (c *Client) GetTokenEndpointAuthSigningAlgorithm() string { return "" }
+func (c *Client) GetTokenEndpointAuthSigningAlgorithm() string { return c.AuthSigningAlg }
 
 // GetEffectiveLifespan caps implicit access tokens at the implicit lifetime
 // and otherwise falls back to the server-wide value fosite passes in.

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -64,6 +65,10 @@ type clientConfig struct {
 	Scope                   string   `json:"scope"`
 	Audience                []string `json:"audience"`
 	Trusted                 bool     `json:"trusted"`
+	// private_key_jwt (RFC 7523): the public keys, inline or by URL.
+	JWKS                        json.RawMessage `json:"jwks"`
+	JWKSURI                     string          `json:"jwks_uri"`
+	TokenEndpointAuthSigningAlg string          `json:"token_endpoint_auth_signing_alg"`
 }
 
 type userConfig struct {
@@ -433,6 +438,38 @@ func validateStore(s string) error {
 	return nil
 }
 
+// validateKeys checks a private_key_jwt client's key registration: exactly
+// one of jwks (public keys only) and jwks_uri, and a supported algorithm.
+func (cc clientConfig) validateKeys(path string, c *flows.Client) error {
+	switch {
+	case len(cc.JWKS) > 0 && cc.JWKSURI != "":
+		return errAt(path, "set jwks or jwks_uri, not both")
+	case len(cc.JWKS) > 0:
+		set, err := flows.ParseClientJWKS(cc.JWKS)
+		if err != nil {
+			return errAt(path+".jwks", "%v", err)
+		}
+		c.JWKS = set
+	case cc.JWKSURI != "":
+		u, err := url.Parse(cc.JWKSURI)
+		loopback := err == nil && u.Scheme == "http" && (u.Hostname() == "localhost" || net.ParseIP(u.Hostname()).IsLoopback())
+		if err != nil || (u.Scheme != "https" && !loopback) || u.Host == "" {
+			return errAt(path+".jwks_uri", "%q must be an https URL (plain http only on loopback)", cc.JWKSURI)
+		}
+		c.JWKSURI = cc.JWKSURI
+	default:
+		return errAt(path, "a private_key_jwt client needs jwks (its public keys) or jwks_uri")
+	}
+	c.AuthSigningAlg = cc.TokenEndpointAuthSigningAlg
+	if c.AuthSigningAlg == "" {
+		c.AuthSigningAlg = "RS256" // RFC 7591 / OpenID Connect registration default
+	}
+	if !slices.Contains(flows.ClientAssertionAlgs, c.AuthSigningAlg) {
+		return errAt(path+".token_endpoint_auth_signing_alg", "unsupported algorithm %q (want one of %s)", c.AuthSigningAlg, strings.Join(flows.ClientAssertionAlgs, ", "))
+	}
+	return nil
+}
+
 func validateIssuer(s string) (string, error) {
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
@@ -517,11 +554,22 @@ func (cc clientConfig) validate(path string, lt flows.Lifetimes) (*flows.Client,
 	case "":
 		c.TokenEndpointAuthMethod = flows.AuthSecretBasic
 	case flows.AuthSecretBasic, flows.AuthSecretPost, flows.AuthNone:
+	case flows.AuthPrivateKeyJWT:
+		if err := cc.validateKeys(path, c); err != nil {
+			return nil, nil, err
+		}
 	default:
-		return nil, nil, errAt(path+".token_endpoint_auth_method", "unknown method %q (want client_secret_basic, client_secret_post or none)", cc.TokenEndpointAuthMethod)
+		return nil, nil, errAt(path+".token_endpoint_auth_method", "unknown method %q (want client_secret_basic, client_secret_post, private_key_jwt or none)", cc.TokenEndpointAuthMethod)
+	}
+	if c.TokenEndpointAuthMethod != flows.AuthPrivateKeyJWT && (len(cc.JWKS) > 0 || cc.JWKSURI != "" || cc.TokenEndpointAuthSigningAlg != "") {
+		return nil, nil, errAt(path, "jwks, jwks_uri and token_endpoint_auth_signing_alg belong to token_endpoint_auth_method \"private_key_jwt\"")
 	}
 	public := c.TokenEndpointAuthMethod == flows.AuthNone
+	keyAuth := c.TokenEndpointAuthMethod == flows.AuthPrivateKeyJWT
 	switch {
+	case keyAuth && (cc.ClientSecretHash != "" || cc.ClientSecret != ""):
+		return nil, nil, errAt(path, "a private_key_jwt client authenticates with its key and must not have a secret")
+	case keyAuth:
 	case public && (cc.ClientSecretHash != "" || cc.ClientSecret != ""):
 		return nil, nil, errAt(path, "a public client (token_endpoint_auth_method \"none\") must not have a secret")
 	case !public && cc.ClientSecretHash != "" && cc.ClientSecret != "":

@@ -175,8 +175,22 @@ func TestParseConfigErrors(t *testing.T) {
 			want: `config: clients[1].client_secret_hash: `, prefix: true, also: "unknown hash format"},
 		{name: "argon2id hash with bad parameters", config: secondClient(`{"client_id": "web", "client_secret_hash": "$argon2id$v=19$m=65536,t=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA", ` + cc + `}`),
 			want: `config: clients[1].client_secret_hash: `, prefix: true, also: "malformed hash: argon2id"},
-		{name: "unknown auth method", config: secondClient(`{"client_id": "web", "token_endpoint_auth_method": "private_key_jwt", ` + cc + `}`),
-			want: `config: clients[1].token_endpoint_auth_method: unknown method "private_key_jwt" (want client_secret_basic, client_secret_post or none)`},
+		{name: "unknown auth method", config: secondClient(`{"client_id": "web", "token_endpoint_auth_method": "client_secret_jwt", ` + cc + `}`),
+			want: `config: clients[1].token_endpoint_auth_method: unknown method "client_secret_jwt" (want client_secret_basic, client_secret_post, private_key_jwt or none)`},
+		{name: "private_key_jwt without keys", config: secondClient(`{"client_id": "web", "token_endpoint_auth_method": "private_key_jwt", ` + cc + `}`),
+			want: `config: clients[1]: a private_key_jwt client needs jwks (its public keys) or jwks_uri`},
+		{name: "private_key_jwt with jwks and jwks_uri", config: secondClient(`{"client_id": "web", "token_endpoint_auth_method": "private_key_jwt", "jwks": ` + testPublicJWKS + `, "jwks_uri": "https://web.example.com/jwks", ` + cc + `}`),
+			want: `config: clients[1]: set jwks or jwks_uri, not both`},
+		{name: "private_key_jwt with a private key", config: secondClient(`{"client_id": "web", "token_endpoint_auth_method": "private_key_jwt", "jwks": ` + testPrivateJWKS + `, ` + cc + `}`),
+			want: `config: clients[1].jwks: keys[0] contains private key material; register only the public key`},
+		{name: "private_key_jwt with plain http jwks_uri", config: secondClient(`{"client_id": "web", "token_endpoint_auth_method": "private_key_jwt", "jwks_uri": "http://web.example.com/jwks", ` + cc + `}`),
+			want: `config: clients[1].jwks_uri: "http://web.example.com/jwks" must be an https URL (plain http only on loopback)`},
+		{name: "private_key_jwt with HS256", config: secondClient(`{"client_id": "web", "token_endpoint_auth_method": "private_key_jwt", "jwks": ` + testPublicJWKS + `, "token_endpoint_auth_signing_alg": "HS256", ` + cc + `}`),
+			want: `config: clients[1].token_endpoint_auth_signing_alg: unsupported algorithm "HS256" (want one of RS256, PS256, ES256)`},
+		{name: "private_key_jwt with a secret", config: secondClient(`{"client_id": "web", "token_endpoint_auth_method": "private_key_jwt", "jwks": ` + testPublicJWKS + `, "client_secret": "x-0123456789", ` + cc + `}`),
+			want: `config: clients[1]: a private_key_jwt client authenticates with its key and must not have a secret`},
+		{name: "jwks on a secret client", config: secondClient(`{"client_id": "web", "jwks": ` + testPublicJWKS + `, "client_secret": "x-0123456789", ` + cc + `}`),
+			want: `config: clients[1]: jwks, jwks_uri and token_endpoint_auth_signing_alg belong to token_endpoint_auth_method "private_key_jwt"`},
 
 		// Clients: grant combinations.
 		{name: "client_credentials on a public client", config: secondClient(`{"client_id": "web", ` + pub + `, ` + cc + `}`),
@@ -804,3 +818,9 @@ func TestQuickstartConfig(t *testing.T) {
 		t.Error("no user alice")
 	}
 }
+
+// A P-256 key pair for the private_key_jwt rows (RFC 7515 appendix A.3).
+const (
+	testPublicJWKS  = `{"keys": [{"kty": "EC", "crv": "P-256", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}`
+	testPrivateJWKS = `{"keys": [{"kty": "EC", "crv": "P-256", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0", "d": "jpsQnnGQmL-YBIffH1136cLwR-c7bjZW8aGKIyzoVTE"}]}`
+)
