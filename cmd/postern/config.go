@@ -135,8 +135,8 @@ func errAt(path, format string, args ...any) error {
 
 const maxConfigBytes = 16 << 20
 
-// loadConfig reads, expands and validates a configuration file.
-func loadConfig(path string, getenv func(string) string) (*Config, error) {
+// readConfigFile reads a configuration file of bounded size.
+func readConfigFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
@@ -148,6 +148,15 @@ func loadConfig(path string, getenv func(string) string) (*Config, error) {
 	}
 	if len(raw) > maxConfigBytes {
 		return nil, fmt.Errorf("config: %s is larger than %d bytes", path, maxConfigBytes)
+	}
+	return raw, nil
+}
+
+// loadConfig reads, expands and validates a configuration file.
+func loadConfig(path string, getenv func(string) string) (*Config, error) {
+	raw, err := readConfigFile(path)
+	if err != nil {
+		return nil, err
 	}
 	cfg, err := parseConfig(raw, getenv)
 	if err != nil {

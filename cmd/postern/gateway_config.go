@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"net/url"
@@ -97,17 +96,9 @@ type GatewayConfig struct {
 const defaultGatewayListen = "127.0.0.1:8080"
 
 func loadGatewayConfig(path string, getenv func(string) string) (*GatewayConfig, error) {
-	f, err := os.Open(path)
+	raw, err := readConfigFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	defer f.Close()
-	raw, err := io.ReadAll(io.LimitReader(f, maxConfigBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("config: read %s: %w", path, err)
-	}
-	if len(raw) > maxConfigBytes {
-		return nil, fmt.Errorf("config: %s is larger than %d bytes", path, maxConfigBytes)
+		return nil, err
 	}
 	return parseGatewayConfig(raw, getenv)
 }
