@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"sort"
 	"strings"
 	"time"
@@ -45,6 +46,9 @@ type Config struct {
 	CookieKey []byte
 	// SessionTTL is how long a login session lasts; default 8h.
 	SessionTTL time.Duration
+	// TrustedProxies are the peers whose Forwarded / X-Forwarded-For
+	// headers name the real client (load balancers in front of Postern).
+	TrustedProxies []netip.Prefix
 	// SAML are the identity providers users may sign in with, in the
 	// order of the login page's buttons (see saml.go).
 	SAML []*flows.SAMLProvider
@@ -182,7 +186,7 @@ func (s *Server) routes() *mux.Router {
 // ServeHTTP bounds every body before anything reads it.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
-	s.router.ServeHTTP(w, r)
+	s.router.ServeHTTP(w, withClientIP(r, s.cfg.TrustedProxies))
 }
 
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {

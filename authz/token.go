@@ -2,7 +2,6 @@ package authz
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -161,14 +160,6 @@ func authenticated(ar fosite.AccessRequester) bool {
 	}
 	c, ok := ar.GetClient().(*flows.Client)
 	return ok && c != nil
-}
-
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // authenticateClient runs fosite's client authentication (method enforced)

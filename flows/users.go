@@ -38,7 +38,8 @@ type Directory struct {
 	throttle *Throttle
 }
 
-// NewDirectory indexes users by name; the throttle may be shared.
+// NewDirectory indexes users by name; the throttle may be shared (and, with
+// a ThrottleOptions.Store, its counters shared between processes).
 func NewDirectory(users []User, throttle *Throttle) *Directory {
 	d := &Directory{users: make(map[string]User, len(users)), verifier: NewPasswordVerifier(), throttle: throttle}
 	for _, u := range users {
@@ -58,7 +59,8 @@ func (d *Directory) Lookup(username string) (User, bool) {
 // the throttle is consulted first so a paused account costs nothing.
 func (d *Directory) Authenticate(ctx context.Context, username, password, ip string) (User, error) {
 	keys := d.throttle.keys(username, ip)
-	if wait := d.throttle.Wait(keys...); wait > 0 {
+	wait, storeOK := d.throttle.wait(ctx, keys...)
+	if wait > 0 {
 		return User{}, &ThrottledError{RetryAfter: wait}
 	}
 	u, known := d.users[username]
@@ -72,9 +74,9 @@ func (d *Directory) Authenticate(ctx context.Context, username, password, ip str
 		ok = d.verifier.Verify(u.PasswordHash, password, known)
 	}
 	if !ok || !known {
-		d.throttle.Fail(keys...)
+		d.throttle.fail(ctx, storeOK, keys...)
 		return User{}, ErrBadCredentials
 	}
-	d.throttle.Succeed(keys[0])
+	d.throttle.succeed(ctx, storeOK, keys[0])
 	return u, nil
 }

@@ -97,6 +97,14 @@ type Consent struct {
 	GrantedAt time.Time
 }
 
+// LoginFailures is the failed-login counter of one key (a username or a
+// client address, as the login throttle names them): how many failures in
+// a row and when the last one was. The zero value means none on record.
+type LoginFailures struct {
+	Count int
+	Last  time.Time
+}
+
 // Store is what the server needs from a backend. Every method is safe for
 // concurrent use; every mutation is durable when it returns.
 type Store interface {
@@ -122,13 +130,29 @@ type Store interface {
 	// indexes, in one read transaction.
 	SubjectTokens(ctx context.Context, subject string) ([]Token, error)
 	ClientTokens(ctx context.Context, clientID string) ([]Token, error)
-	// DeleteExpired removes tokens and one-time markers that expired before
-	// now and reports how many records it removed.
+	// DeleteExpired removes tokens, one-time markers and login-failure
+	// counters that expired before now and reports how many records it
+	// removed.
 	DeleteExpired(ctx context.Context, now time.Time) (int, error)
 
 	// UseOnce records id in namespace until exp; ErrAlreadyExists if it is
 	// already recorded and unexpired (client-assertion JTIs, SAML assertion IDs).
 	UseOnce(ctx context.Context, namespace, id string, exp time.Time) error
+
+	// AddLoginFailure records a failed login against key, atomically (of
+	// concurrent calls on one key none is lost): if the record is absent,
+	// expired, or its Last lies more than forgetAfter before now, Count
+	// starts again from zero; then Count goes up by one and Last becomes
+	// now. The record expires at now+forgetAfter. It returns the new state.
+	// Keys are arbitrary strings (any bytes, empty included), each
+	// independent of every other.
+	AddLoginFailure(ctx context.Context, key string, now time.Time, forgetAfter time.Duration) (LoginFailures, error)
+	// LoginFailures returns the counter of key: the zero value, not an
+	// error, when there is none or it has expired.
+	LoginFailures(ctx context.Context, key string) (LoginFailures, error)
+	// ClearLoginFailures deletes the counter of key (after a good login);
+	// no error when there is none.
+	ClearLoginFailures(ctx context.Context, key string) error
 
 	// Keys returns every stored signing key.
 	Keys(ctx context.Context) ([]Key, error)

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -73,7 +74,8 @@ const mobileSecret = "mobile-dev-secret-0123456789"
 
 // replicaConfig: an introspecting machine client "rs", a trusted first-party
 // "mobile" client (password grant, refresh tokens), a public SPA for the
-// code flow, users alice and bob; keys reloaded every second.
+// code flow, users alice and bob (and carol, whom a test throttles); keys
+// reloaded every second.
 func replicaConfig(t *testing.T) (path, rsSecret string) {
 	t.Helper()
 	secret, hash := newClientSecret(t)
@@ -86,7 +88,8 @@ func replicaConfig(t *testing.T) (path, rsSecret string) {
     {"client_id": "spa", "token_endpoint_auth_method": "none", "grant_types": ["authorization_code", "refresh_token"],
      "redirect_uris": [%q], "scope": "read"}
   ],
-  "users": [{"username": "alice", "password": "alice-password"}, {"username": "bob", "password": "bob-password"}]
+  "users": [{"username": "alice", "password": "alice-password"}, {"username": "bob", "password": "bob-password"},
+    {"username": "carol", "password": "carol-password"}]
 }`, hash, mobileSecret, callbackURL)), secret
 }
 
@@ -282,6 +285,42 @@ func TestPostgresReplicas(t *testing.T) {
 		}
 		if !slices.Equal(jwksKids(t, r.a), jwksKids(t, r.b)) {
 			t.Errorf("replicas publish different key sets after rotation")
+		}
+	})
+
+	// Five wrong passwords spread over both replicas pause the username on
+	// both: with counters per process neither would have seen five. The
+	// first pause is 1s, so the checks right after the fifth failure fall
+	// inside it.
+	t.Run("LoginThrottleSharedAcrossReplicas", func(t *testing.T) {
+		grant := func(srv *server, pw string) (*http.Response, map[string]any) {
+			return postForm(t, srv.URL+"/oauth2/token", url.Values{"grant_type": {"password"}, "username": {"carol"}, "password": {pw}}, "mobile", mobileSecret)
+		}
+		srvs := []*server{r.a, r.b}
+		for i := range 5 {
+			resp, body := grant(srvs[i%2], fmt.Sprintf("wrong-%d", i))
+			wantOAuthError(t, fmt.Sprintf("wrong password #%d at replica %d", i+1, i%2), resp, body, http.StatusBadRequest, "invalid_grant")
+		}
+		fifth := time.Now()
+		for i, srv := range srvs {
+			resp, body := grant(srv, "carol-password")
+			if resp.StatusCode != http.StatusTooManyRequests {
+				t.Errorf("6th attempt (right password) at replica %d, %v after the 5th failure: status %d %v, want 429", i, time.Since(fifth), resp.StatusCode, body)
+			}
+			if ra, err := strconv.Atoi(resp.Header.Get("Retry-After")); err != nil || ra < 1 {
+				t.Errorf("6th attempt at replica %d: Retry-After %q, want a positive number of seconds", i, resp.Header.Get("Retry-After"))
+			}
+			if body["access_token"] != nil {
+				t.Fatalf("tokens issued at replica %d to a throttled username", i)
+			}
+		}
+		// The login form of either replica shares the counter too.
+		conf := &oauth2.Config{ClientID: "spa", Scopes: []string{"read"}, RedirectURL: callbackURL,
+			Endpoint: oauth2.Endpoint{AuthURL: r.b.URL + "/oauth2/authorize"}}
+		br := newBrowser(t)
+		p := br.login(r.b.URL, br.get(conf.AuthCodeURL("state-0123456789", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()))), "carol", "carol-password")
+		if p.status != http.StatusTooManyRequests || p.header.Get("Retry-After") == "" {
+			t.Errorf("login form at replica 1, %v after the 5th failure: status %d Retry-After %q, want 429 with Retry-After", time.Since(fifth), p.status, p.header.Get("Retry-After"))
 		}
 	})
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -33,6 +34,9 @@ type fileConfig struct {
 	Clients       []json.RawMessage `json:"clients"`
 	Users         []json.RawMessage `json:"users"`
 	SAMLProviders []json.RawMessage `json:"saml_providers"`
+	// TrustedProxies are load balancers whose forwarding headers name the
+	// real client (for the audit log and the login throttle).
+	TrustedProxies []string `json:"trusted_proxies"`
 }
 
 type tokensConfig struct {
@@ -108,6 +112,8 @@ type Config struct {
 	Clients      []*flows.Client
 	Users        []flows.User
 	SessionTTL   time.Duration
+	// TrustedProxies: see fileConfig.
+	TrustedProxies []netip.Prefix
 	// SAMLProviders are the identity providers of the login page, metadata
 	// files already read (see SAMLProvider).
 	SAMLProviders []SAMLProvider
@@ -379,6 +385,14 @@ func (fc *fileConfig) validate() (*Config, error) {
 		c.SessionTTL = d
 	}
 
+	for i, p := range fc.TrustedProxies {
+		prefix, err := parsePrefix(p)
+		if err != nil {
+			return nil, errAt(fmt.Sprintf("trusted_proxies[%d]", i), "%q is not an IP address or CIDR prefix", p)
+		}
+		c.TrustedProxies = append(c.TrustedProxies, prefix)
+	}
+
 	seen := map[string]int{}
 	for i, raw := range fc.Clients {
 		path := fmt.Sprintf("clients[%d]", i)
@@ -477,6 +491,18 @@ func (cc clientConfig) validateKeys(path string, c *flows.Client) error {
 		return errAt(path+".token_endpoint_auth_signing_alg", "unsupported algorithm %q (want one of %s)", c.AuthSigningAlg, strings.Join(flows.ClientAssertionAlgs, ", "))
 	}
 	return nil
+}
+
+// parsePrefix takes a CIDR prefix or a single address.
+func parsePrefix(s string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
 }
 
 func validateIssuer(s string) (string, error) {

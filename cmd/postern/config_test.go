@@ -175,6 +175,8 @@ func TestParseConfigErrors(t *testing.T) {
 			want: `config: clients[1].client_secret_hash: `, prefix: true, also: "unknown hash format"},
 		{name: "argon2id hash with bad parameters", config: secondClient(`{"client_id": "web", "client_secret_hash": "$argon2id$v=19$m=65536,t=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA", ` + cc + `}`),
 			want: `config: clients[1].client_secret_hash: `, prefix: true, also: "malformed hash: argon2id"},
+		{name: "bad trusted proxy", config: `{"trusted_proxies": ["10.0.0.0/8", "lb.internal"]}`,
+			want: `config: trusted_proxies[1]: "lb.internal" is not an IP address or CIDR prefix`},
 		{name: "unknown auth method", config: secondClient(`{"client_id": "web", "token_endpoint_auth_method": "client_secret_jwt", ` + cc + `}`),
 			want: `config: clients[1].token_endpoint_auth_method: unknown method "client_secret_jwt" (want client_secret_basic, client_secret_post, private_key_jwt or none)`},
 		{name: "private_key_jwt without keys", config: secondClient(`{"client_id": "web", "token_endpoint_auth_method": "private_key_jwt", ` + cc + `}`),
@@ -824,3 +826,17 @@ const (
 	testPublicJWKS  = `{"keys": [{"kty": "EC", "crv": "P-256", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}`
 	testPrivateJWKS = `{"keys": [{"kty": "EC", "crv": "P-256", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0", "d": "jpsQnnGQmL-YBIffH1136cLwR-c7bjZW8aGKIyzoVTE"}]}`
 )
+
+func TestTrustedProxies(t *testing.T) {
+	cfg, err := parseConfig([]byte(`{"trusted_proxies": ["10.1.2.3/8", "192.0.2.7", "2001:db8::/32"]}`), func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range cfg.TrustedProxies {
+		got = append(got, p.String())
+	}
+	if want := "10.0.0.0/8 192.0.2.7/32 2001:db8::/32"; strings.Join(got, " ") != want {
+		t.Errorf("trusted proxies = %v, want %s", got, want)
+	}
+}

@@ -273,6 +273,9 @@ func serve(ctx context.Context, cfg *Config, secretFile string, log *slog.Logger
 		return err
 	}
 	defer stopSAML()
+	// Login-throttling counters live in the store, so replicas on one
+	// database share them (bbolt takes the same path).
+	throttle := flows.NewThrottle(flows.ThrottleOptions{Store: store, Logger: log})
 	srv, err := authz.New(authz.Config{
 		Issuer:            cfg.Issuer,
 		AccessTokenFormat: cfg.Format,
@@ -282,7 +285,8 @@ func serve(ctx context.Context, cfg *Config, secretFile string, log *slog.Logger
 		HMACSecret:        secret.Derive("postern token hmac v1", 32),
 		CookieKey:         secret.Derive("postern cookies v1", 64),
 		SessionTTL:        cfg.SessionTTL,
-		Users:             flows.NewDirectory(cfg.Users, flows.NewThrottle(flows.ThrottleOptions{})),
+		TrustedProxies:    cfg.TrustedProxies,
+		Users:             flows.NewDirectory(cfg.Users, throttle),
 		Logger:            log,
 		SAML:              samlProviders,
 	}, store, km)

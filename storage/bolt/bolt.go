@@ -20,11 +20,14 @@
 //	keys      Key.ID                              → encoded Key
 //	events    lp(subject) + be64(Time nanos) + ID → encoded Event
 //	consents  lp(subject) + clientID              → encoded Consent
+//	loginfail lp(key)                             → encoded LoginFailures + expiry
+//	loginexp  be64(exp nanos) + lp(key)           → ∅
 //	meta      "schema"                            → schema version
 //
 // Listing an owner's tokens is a cursor Seek on lp(owner) in its index plus
-// one Get per token; DeleteExpired walks expiry and onceexp from the start up
-// to now; ListEvents walks events backwards from the end of lp(subject).
+// one Get per token; DeleteExpired walks expiry, onceexp and loginexp from
+// the start up to now; ListEvents walks events backwards from the end of
+// lp(subject).
 // Every index entry is written and removed in the same transaction as its
 // record.
 package bolt
@@ -59,9 +62,14 @@ var (
 	bucketEvents   = []byte("events")
 	bucketMeta     = []byte("meta")
 	bucketConsents = []byte("consents")
+	// Added after schema 1 shipped: Open creates them in older files, and
+	// an older postern ignores them, so the schema version stays.
+	bucketLoginFail = []byte("loginfail")
+	bucketLoginExp  = []byte("loginexp")
 
 	allBuckets = [][]byte{bucketTokens, bucketGrants, bucketSubjects, bucketClients, bucketExpiry,
-		bucketOnce, bucketOnceExp, bucketKeys, bucketEvents, bucketMeta, bucketConsents}
+		bucketOnce, bucketOnceExp, bucketKeys, bucketEvents, bucketMeta, bucketConsents,
+		bucketLoginFail, bucketLoginExp}
 
 	metaSchema = []byte("schema")
 )

@@ -246,12 +246,17 @@ func (s *Store) list(ctx context.Context, column, owner, what string) ([]storage
 // between chunks it returns what it removed so far with ctx's error.
 func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int, error) {
 	total := 0
-	for _, table := range []string{"tokens", "once"} {
+	for _, table := range []string{"tokens", "once", "login_failures"} {
 		key := "kind, signature"
-		if table == "once" {
+		switch table {
+		case "once":
 			key = "namespace, id"
+		case "login_failures":
+			key = "id"
 		}
-		q := `DELETE FROM ` + table + ` WHERE (` + key + `) IN
+		// The outer expires_ns test is checked again on a row another
+		// replica replaced or bumped meanwhile, which then stays.
+		q := `DELETE FROM ` + table + ` WHERE expires_ns < $1 AND (` + key + `) IN
     (SELECT ` + key + ` FROM ` + table + ` WHERE expires_ns < $1 LIMIT $2)`
 		for {
 			bctx, cancel := s.bound(ctx)

@@ -63,6 +63,13 @@ func RunTests(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"EventIDs", testEventIDs},
 		{"Consents", testConsents},
 		{"EventsCapped", testEventsCapped},
+		{"LoginFailures", testLoginFailures},
+		{"LoginFailuresReset", testLoginFailuresReset},
+		{"LoginFailuresExpired", testLoginFailuresExpired},
+		{"LoginFailuresDeleteExpired", testLoginFailuresDeleteExpired},
+		{"LoginFailuresClear", testLoginFailuresClear},
+		{"LoginFailuresKeysIndependent", testLoginFailuresKeysIndependent},
+		{"LoginFailuresConcurrent", testLoginFailuresConcurrent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,39 @@
+package authz
+
+import (
+	"net/http/httptest"
+	"net/netip"
+	"testing"
+)
+
+func TestClientIP(t *testing.T) {
+	lb := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.7/32")}
+	for _, tc := range []struct {
+		name    string
+		peer    string
+		trusted []netip.Prefix
+		headers map[string]string
+		want    string
+	}{
+		{"no proxies configured: headers ignored", "203.0.113.5:1234", nil, map[string]string{"X-Forwarded-For": "198.51.100.1"}, "203.0.113.5"},
+		{"untrusted peer: headers ignored", "203.0.113.5:1234", lb, map[string]string{"X-Forwarded-For": "198.51.100.1"}, "203.0.113.5"},
+		{"trusted peer, XFF", "10.1.2.3:1234", lb, map[string]string{"X-Forwarded-For": "198.51.100.1"}, "198.51.100.1"},
+		{"spoofed left entries are skipped", "10.1.2.3:1234", lb, map[string]string{"X-Forwarded-For": "1.2.3.4, 198.51.100.1"}, "198.51.100.1"},
+		{"chain of trusted proxies", "10.1.2.3:1234", lb, map[string]string{"X-Forwarded-For": "198.51.100.1, 192.0.2.7, 10.9.9.9"}, "198.51.100.1"},
+		{"Forwarded wins over XFF", "10.1.2.3:1234", lb, map[string]string{"Forwarded": `for="[2001:db8::1]:443";proto=https`, "X-Forwarded-For": "1.2.3.4"}, "2001:db8::1"},
+		{"Forwarded with port", "10.1.2.3:1234", lb, map[string]string{"Forwarded": "for=198.51.100.9:5000, for=10.0.0.2"}, "198.51.100.9"},
+		{"garbage hop ends belief", "10.1.2.3:1234", lb, map[string]string{"X-Forwarded-For": "198.51.100.1, unknown"}, "10.1.2.3"},
+		{"trusted peer without headers", "10.1.2.3:1234", lb, nil, "10.1.2.3"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/", nil)
+			r.RemoteAddr = tc.peer
+			for k, v := range tc.headers {
+				r.Header.Set(k, v)
+			}
+			if got := clientIP(withClientIP(r, tc.trusted)); got != tc.want {
+				t.Errorf("clientIP = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
