@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -193,6 +194,8 @@ func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
 	writeJSONError(w, http.StatusNotFound, "invalid_request", "No such endpoint.")
 }
 
+// handleHealth answers 200 when the server can serve: a load balancer
+// stops sending traffic to a replica whose database is unreachable.
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
@@ -201,5 +204,14 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if _, err := s.store.Keys(ctx); err != nil {
+		s.log.Warn("health check: store unavailable", "error", err)
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("store unavailable\n"))
+		return
+	}
 	_, _ = w.Write([]byte("ok\n"))
 }

@@ -432,6 +432,11 @@ func TestPostgresOutage(t *testing.T) {
 		if resp.StatusCode != http.StatusServiceUnavailable || ibody["error"] != "temporarily_unavailable" {
 			t.Errorf("introspection with the database down: status %d %v, want 503 temporarily_unavailable (never active:false)", resp.StatusCode, ibody)
 		}
+		if h, err := c0.Get(srvs[i%2].URL + "/healthz"); err != nil || h.StatusCode != http.StatusServiceUnavailable {
+			t.Errorf("/healthz with the database down: %v %v, want 503 so a load balancer stops routing here", h, err)
+		} else {
+			h.Body.Close()
+		}
 	}
 
 	c.start(t)
@@ -450,6 +455,11 @@ func TestPostgresOutage(t *testing.T) {
 		}
 	}
 	for _, srv := range srvs {
+		if h, err := c0.Get(srv.URL + "/healthz"); err != nil || h.StatusCode != http.StatusOK {
+			t.Errorf("/healthz after the database returned: %v %v", h, err)
+		} else {
+			h.Body.Close()
+		}
 		for _, it := range received {
 			if got := r.introspect(t, srv, it.token); got["active"] != true {
 				t.Errorf("token received before or after the outage is not active at %s: %v", srv.URL, got)
