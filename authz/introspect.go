@@ -16,20 +16,11 @@ import (
 // must not become a key to look up every other token). Any failure to find
 // or validate the token is the same "active": false.
 func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
-	if e := readForm(w, r); e != nil {
-		writeOAuthError(w, r, e)
+	token, ok := s.tokenRequest(w, r)
+	if !ok {
 		return
 	}
 	ctx := r.Context()
-	if _, e := s.authenticateClient(ctx, r); e != nil {
-		writeOAuthError(w, r, e)
-		return
-	}
-	token := r.PostForm.Get("token")
-	if token == "" {
-		writeOAuthError(w, r, errInvalidRequest("Parameter \"token\" is missing."))
-		return
-	}
 	sess := newSession()
 	use, ar, err := s.provider.IntrospectToken(ctx, token, fosite.TokenUse(r.PostForm.Get("token_type_hint")), sess)
 	if errors.Is(err, storage.ErrUnavailable) {
@@ -93,4 +84,24 @@ func (s *Server) introspection(use fosite.TokenUse, ar fosite.AccessRequester) m
 		}
 	}
 	return out
+}
+
+// tokenRequest reads what introspection and revocation have in common: a
+// form POST from an authenticated confidential client naming a token. On
+// failure it has answered.
+func (s *Server) tokenRequest(w http.ResponseWriter, r *http.Request) (string, bool) {
+	if e := readForm(w, r); e != nil {
+		writeOAuthError(w, r, e)
+		return "", false
+	}
+	if _, e := s.authenticateClient(r.Context(), r); e != nil {
+		writeOAuthError(w, r, e)
+		return "", false
+	}
+	token := r.PostForm.Get("token")
+	if token == "" {
+		writeOAuthError(w, r, errInvalidRequest("Parameter \"token\" is missing."))
+		return "", false
+	}
+	return token, true
 }

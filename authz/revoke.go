@@ -12,20 +12,10 @@ import (
 // token are all answered 200 with no effect (§2.2), so a client cannot probe
 // for tokens that are not its own.
 func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
-	if e := readForm(w, r); e != nil {
-		writeOAuthError(w, r, e)
+	if _, ok := s.tokenRequest(w, r); !ok {
 		return
 	}
-	ctx := r.Context()
-	if _, e := s.authenticateClient(ctx, r); e != nil {
-		writeOAuthError(w, r, e)
-		return
-	}
-	if r.PostForm.Get("token") == "" {
-		writeOAuthError(w, r, errInvalidRequest("Parameter \"token\" is missing."))
-		return
-	}
-	err := s.provider.NewRevocationRequest(ctx, r)
+	err := s.provider.NewRevocationRequest(r.Context(), r)
 	switch {
 	case err == nil, errors.Is(err, fosite.ErrUnauthorizedClient), errors.Is(err, fosite.ErrNotFound):
 		w.Header().Set("Cache-Control", "no-store")
