@@ -18,22 +18,43 @@ import (
 // key: a rotation run with the wrong secret would otherwise store a new key
 // that the servers cannot decrypt.
 func Rotate(ctx context.Context, store Store, secret Secret, opts Options) (newKID string, err error) {
+	kid, _, err := rotate(ctx, store, secret, opts, 0)
+	return kid, err
+}
+
+// RotateIfOlder rotates only when the active key is older than maxAge, and
+// decides that inside the store's transaction: replicas that run it at the
+// same moment rotate once, not once each.
+func RotateIfOlder(ctx context.Context, store Store, secret Secret, opts Options, maxAge time.Duration) (newKID string, rotated bool, err error) {
+	return rotate(ctx, store, secret, opts, maxAge)
+}
+
+func rotate(ctx context.Context, store Store, secret Secret, opts Options, maxAge time.Duration) (newKID string, rotated bool, err error) {
 	opts, err = opts.normalize()
 	if err != nil {
-		return "", fmt.Errorf("rotate signing keys: %w", err)
+		return "", false, fmt.Errorf("rotate signing keys: %w", err)
 	}
 	sl, err := newSealer(secret)
 	if err != nil {
-		return "", fmt.Errorf("rotate signing keys: %w", err)
+		return "", false, fmt.Errorf("rotate signing keys: %w", err)
 	}
 	// Generated outside the transaction: RSA generation can take a while
 	// and must not hold the store's write lock.
 	rec, err := newKeyRecord(sl, opts.Algorithm, opts.Now())
 	if err != nil {
-		return "", fmt.Errorf("rotate signing keys: %w", err)
+		return "", false, fmt.Errorf("rotate signing keys: %w", err)
 	}
 	err = store.UpdateKeys(ctx, func(old []storage.Key) ([]storage.Key, error) {
 		now := opts.Now()
+		rotated = true
+		if maxAge > 0 {
+			for _, k := range old {
+				if k.Active && k.Algorithm != SAMLSP && k.CreatedAt.After(now.Add(-maxAge)) {
+					rotated = false
+					return old, nil
+				}
+			}
+		}
 		retireAt := now.Add(opts.Overlap).UTC().Round(0)
 		next := make([]storage.Key, 0, len(old)+1)
 		for _, k := range old {
@@ -62,9 +83,12 @@ func Rotate(ctx context.Context, store Store, secret Secret, opts Options) (newK
 		return append(next, rec), nil
 	})
 	if err != nil {
-		return "", fmt.Errorf("rotate signing keys: %w", err)
+		return "", false, fmt.Errorf("rotate signing keys: %w", err)
 	}
-	return rec.ID, nil
+	if !rotated {
+		return "", false, nil
+	}
+	return rec.ID, true, nil
 }
 
 // Info describes a stored key without its key material, for listing.

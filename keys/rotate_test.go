@@ -244,3 +244,32 @@ func TestRotateRejectsBadInput(t *testing.T) {
 		t.Error("Rotate accepted the zero Secret")
 	}
 }
+
+func TestRotateIfOlder(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock()
+	store := &memStore{}
+	opts := Options{Now: clk.now}
+	m := mustOpen(t, store, testSecret, opts)
+	first := m.Active().ID
+	secret := mustSecret(t, testSecret)
+
+	if kid, rotated, err := RotateIfOlder(ctx, store, secret, opts, time.Hour); err != nil || rotated || kid != "" {
+		t.Fatalf("fresh key: RotateIfOlder = %q, %v, %v; want no rotation", kid, rotated, err)
+	}
+	clk.set(clk.now().Add(2 * time.Hour))
+	kid, rotated, err := RotateIfOlder(ctx, store, secret, opts, time.Hour)
+	if err != nil || !rotated || kid == "" || kid == first {
+		t.Fatalf("old key: RotateIfOlder = %q, %v, %v; want a new key", kid, rotated, err)
+	}
+	// A second replica deciding at the same moment finds the new key fresh.
+	if _, rotated, err := RotateIfOlder(ctx, store, secret, opts, time.Hour); err != nil || rotated {
+		t.Fatalf("second call rotated again: %v, %v", rotated, err)
+	}
+	if err := m.Reload(ctx); err != nil || m.Active().ID != kid {
+		t.Fatalf("after reload active = %s (%v), want %s", m.Active().ID, err, kid)
+	}
+	if _, ok := m.PublicKey(first); !ok {
+		t.Error("the previous key left the JWKS before its overlap ended")
+	}
+}

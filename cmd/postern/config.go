@@ -51,6 +51,8 @@ type keysConfig struct {
 	Algorithm string   `json:"algorithm"`
 	Overlap   duration `json:"rotation_overlap"`
 	Reload    duration `json:"reload_interval"` // shared stores only
+	// RotateAfter is the age at which the server replaces its signing key.
+	RotateAfter duration `json:"rotate_after"`
 }
 
 type loginConfig struct {
@@ -109,6 +111,7 @@ type Config struct {
 	KeyAlgorithm string
 	KeyOverlap   time.Duration
 	KeyReload    time.Duration // how often a replica re-reads a shared store's keys; 0 for the default
+	KeyRotate    time.Duration // age at which the active signing key is replaced
 	Clients      []*flows.Client
 	Users        []flows.User
 	SessionTTL   time.Duration
@@ -301,6 +304,7 @@ const (
 	defaultKeyOverlap   = 24 * time.Hour
 	defaultKeyAlgorithm = "ES256"
 	defaultSessionTTL   = 8 * time.Hour
+	defaultKeyRotate    = 90 * 24 * time.Hour
 )
 
 func (fc *fileConfig) validate() (*Config, error) {
@@ -355,6 +359,14 @@ func (fc *fileConfig) validate() (*Config, error) {
 		return nil, errAt("keys.reload_interval", "must be at least 1s, got %s", d)
 	}
 	c.KeyReload = kc.Reload.Duration // zero: serve's default
+	switch d := kc.RotateAfter.Duration; {
+	case d == 0:
+		c.KeyRotate = defaultKeyRotate
+	case d < 24*time.Hour:
+		return nil, errAt("keys.rotate_after", "%s is shorter than 24h", d)
+	default:
+		c.KeyRotate = d
+	}
 	c.KeyOverlap = kc.Overlap.Duration
 	if c.KeyOverlap == 0 {
 		c.KeyOverlap = defaultKeyOverlap

@@ -175,6 +175,8 @@ func TestParseConfigErrors(t *testing.T) {
 			want: `config: clients[1].client_secret_hash: `, prefix: true, also: "unknown hash format"},
 		{name: "argon2id hash with bad parameters", config: secondClient(`{"client_id": "web", "client_secret_hash": "$argon2id$v=19$m=65536,t=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA", ` + cc + `}`),
 			want: `config: clients[1].client_secret_hash: `, prefix: true, also: "malformed hash: argon2id"},
+		{name: "rotate_after below a day", config: `{"keys": {"rotate_after": "1h"}}`,
+			want: `config: keys.rotate_after: 1h0m0s is shorter than 24h`},
 		{name: "bad trusted proxy", config: `{"trusted_proxies": ["10.0.0.0/8", "lb.internal"]}`,
 			want: `config: trusted_proxies[1]: "lb.internal" is not an IP address or CIDR prefix`},
 		{name: "unknown auth method", config: secondClient(`{"client_id": "web", "token_endpoint_auth_method": "client_secret_jwt", ` + cc + `}`),
@@ -447,6 +449,7 @@ func TestParseConfigDefaults(t *testing.T) {
 			},
 			KeyAlgorithm: "ES256",
 			KeyOverlap:   24 * time.Hour,
+			KeyRotate:    90 * 24 * time.Hour,
 			SessionTTL:   8 * time.Hour,
 		}
 		if len(cfg.Clients) != 0 || len(cfg.Users) != 0 || len(cfg.Warnings) != 0 {

@@ -124,6 +124,37 @@ func checkSharedSecret(cfg *Config, secretFile string) error {
 	return nil
 }
 
+// rotateKeys replaces the signing key once it is older than maxAge, checking
+// at start and then hourly; the previous key stays published for the
+// overlap. Replicas sharing a store rotate once between them.
+func rotateKeys(ctx context.Context, store keys.Store, secret keys.Secret, km *keys.Manager, opts keys.Options, maxAge time.Duration, log *slog.Logger) {
+	check := func() {
+		kid, rotated, err := keys.RotateIfOlder(ctx, store, secret, opts, maxAge)
+		switch {
+		case err != nil:
+			if ctx.Err() == nil {
+				log.Warn("scheduled key rotation failed; will retry", "error", err)
+			}
+		case rotated:
+			if err := km.Reload(ctx); err != nil {
+				log.Warn("reloading signing keys after rotation failed", "error", err)
+			}
+			log.Info("rotated the signing key on schedule", "active_key", kid, "rotate_after", maxAge)
+		}
+	}
+	check()
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			check()
+		}
+	}
+}
+
 // defaultKeyReload is how often a replica re-reads a shared store's keys
 // unless keys.reload_interval says otherwise: a rotation is in use by all
 // within this long. One small query per interval per replica.
@@ -257,6 +288,13 @@ func serve(ctx context.Context, cfg *Config, secretFile string, log *slog.Logger
 		reloadDone := make(chan struct{})
 		go func() { defer close(reloadDone); reloadKeys(rctx, km, cfg.KeyReload, log) }()
 		defer func() { stopReload(); <-reloadDone }()
+	}
+	{
+		rctx, stopRotate := context.WithCancel(ctx)
+		rotateDone := make(chan struct{})
+		opts := keys.Options{Algorithm: cfg.KeyAlgorithm, Overlap: cfg.KeyOverlap}
+		go func() { defer close(rotateDone); rotateKeys(rctx, store, secret, km, opts, cfg.KeyRotate, log) }()
+		defer func() { stopRotate(); <-rotateDone }()
 	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
