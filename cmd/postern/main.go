@@ -20,6 +20,8 @@ Usage:
                 [--store postgres://...] [--secret-file FILE]
                 [--log-format text|json] [--log-level LEVEL] [--pprof HOST:PORT]
   postern gateway --config FILE [--log-format text|json] [--log-level LEVEL]
+  postern check [--config FILE]... [--gateway-config FILE]...
+                                validate configuration files without starting anything (exit 2 if one is bad)
   postern clients secret        print a new client secret and its client_secret_hash
   postern clients hash          hash a human-chosen client secret read from stdin (argon2id)
   postern users hash            hash a password read from the terminal or stdin (argon2id)
@@ -58,6 +60,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runServe(args[1:], stdout, stderr)
 	case "gateway":
 		return runGateway(args[1:], stdout, stderr)
+	case "check":
+		return runCheck(args[1:], stdout, stderr)
 	case "clients":
 		return runClients(args[1:], stdin, stdout, stderr)
 	case "users":
