@@ -58,6 +58,8 @@ type options struct {
 	// profileSeconds caps the CPU profile length (5s; shorter runs get less).
 	profileSeconds int
 	progress       io.Writer
+	// postgres is the DSN of the pg-* scenarios' database ("" skips them).
+	postgres string
 }
 
 // childOptions are the hidden flags of a baseline child process.
@@ -124,6 +126,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, *childOptions, error
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "warm-up time per scenario, not measured")
 	fs.IntVar(&o.concurrency, "concurrency", 32, "closed-loop workers (and keep-alive connections)")
 	fs.StringVar(&o.jsonPath, "json", "", "also write the results as JSON to `file`")
+	fs.StringVar(&o.postgres, "postgres", os.Getenv("POSTERN_TEST_POSTGRES_DSN"), "PostgreSQL `DSN` for the pg-* scenarios (two replicas on one database); they are skipped without one")
 	fs.StringVar(&o.profileDir, "profile", "", "write a CPU profile of each postern scenario's measured phase to `dir`/<scenario>.pprof")
 	// Hidden: this binary serving a baseline for a load run.
 	fs.StringVar(&c.kind, "serve-baseline", "", "")

@@ -20,7 +20,7 @@ import (
 
 // allScenarios in the order they run: each baseline right before the
 // scenarios compared to it, so they see the machine in about the same state.
-var allScenarios = []string{"bare-bolt", "cc-token", "jwt-token", "refresh", "bare-http", "introspect", "bare-proxy", "gateway"}
+var allScenarios = []string{"bare-bolt", "cc-token", "pg-cc-token", "jwt-token", "refresh", "bare-http", "introspect", "pg-introspect", "bare-proxy", "gateway"}
 
 // scenarioBaseline names each postern scenario's baseline.
 var scenarioBaseline = map[string]string{
@@ -29,6 +29,9 @@ var scenarioBaseline = map[string]string{
 	"refresh":    "bare-bolt",
 	"introspect": "bare-http",
 	"gateway":    "bare-proxy",
+	// Two replicas on PostgreSQL against one bbolt server (see postgres.go).
+	"pg-cc-token":   "cc-token",
+	"pg-introspect": "introspect",
 }
 
 // loadSecret is the POSTERN_SECRET of every server this command starts.
@@ -50,6 +53,7 @@ type target struct {
 	others    []*proc // helpers (an authorization server behind the gateway); stopped after
 	newWorker func(ctx context.Context, client *http.Client, id int) (*worker, error)
 	note      string
+	cleanup   func() // after the processes stop (drops a PostgreSQL schema)
 }
 
 // runner holds what a whole run shares: the binaries, the generated client
@@ -170,6 +174,10 @@ func (r *runner) runScenario(ctx context.Context, name string) Result {
 		res.Skipped = r.gatewayErr.Error()
 		return res
 	}
+	if strings.HasPrefix(name, "pg-") && r.opts.postgres == "" {
+		res.Skipped = errNoPostgres.Error()
+		return res
+	}
 	r.progress("%s: starting", name)
 	res.LoadAvg1m = loadAvg1m()
 	dataDir := filepath.Join(r.dir, "data-"+name)
@@ -188,6 +196,9 @@ func (r *runner) runScenario(ctx context.Context, name string) Result {
 		errs := []error{t.server.stop()}
 		for _, p := range t.others {
 			errs = append(errs, p.stop())
+		}
+		if t.cleanup != nil {
+			t.cleanup()
 		}
 		return errors.Join(errs...)
 	}
@@ -322,6 +333,8 @@ func (r *runner) start(ctx context.Context, name, dataDir string) (*target, erro
 		return &target{server: p, newWorker: r.refreshWorker(p.url)}, nil
 	case "gateway":
 		return r.startGateway(ctx, dataDir)
+	case "pg-cc-token", "pg-introspect":
+		return r.startPostgresScenario(ctx, name, dataDir)
 	}
 	return nil, fmt.Errorf("unknown scenario %q", name)
 }
@@ -574,4 +587,15 @@ func postForm(ctx context.Context, client *http.Client, target, clientID, secret
 		return fmt.Errorf("POST %s: status %d: %.300s", target, resp.StatusCode, b)
 	}
 	return json.Unmarshal(b, out)
+}
+
+// wantBody checks that a response body contains want.
+func wantBody(want string) func([]byte) error {
+	w := []byte(want)
+	return func(b []byte) error {
+		if !bytes.Contains(b, w) {
+			return fmt.Errorf("response lacks %s: %.200s", want, b)
+		}
+		return nil
+	}
 }
