@@ -112,6 +112,9 @@ type Route struct {
 	// Timeout bounds the wait for the upstream's response headers (504
 	// after it). Zero: 30s.
 	Timeout time.Duration
+	// CORS, when set, lets browser pages on the listed origins call the
+	// route; nil: no CORS (an OPTIONS request needs a token like any).
+	CORS *CORS
 }
 
 // BasicAuth is HTTP Basic credentials toward an upstream.
@@ -168,6 +171,11 @@ func (c *Config) check() error {
 		}
 		if r.BasicAuth != nil && r.ForwardAuthorization {
 			errs = append(errs, fmt.Errorf("routes[%d]: upstream basic auth and forward_authorization both set Authorization", i))
+		}
+		if r.CORS != nil {
+			if err := r.CORS.check(); err != nil {
+				errs = append(errs, fmt.Errorf("routes[%d]: cors: %w", i, err))
+			}
 		}
 		needAuth = needAuth || !r.Public
 	}

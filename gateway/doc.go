@@ -3,6 +3,9 @@
 // backend only after it has checked the bearer token, the route's scopes and
 // the client's rate limit, and that tells the backend who is calling through
 // identity headers it sets itself (incoming copies are always removed).
+// A route may admit browser pages on other origins (CORS): the gateway then
+// answers their preflights itself and owns the route's Access-Control-*
+// response headers.
 //
 // Tokens are validated by RFC 7662 introspection, cached, or, for RFC 9068
 // JWT access tokens, locally against the server's JWKS. The gateway talks to

@@ -15,19 +15,20 @@ import (
 
 // Gateway is the sidecar's HTTP handler: route, check, proxy.
 type Gateway struct {
-	routes       *routeTable
-	all          []*route
-	validator    *validator
-	limiter      *limiter
-	clientTiers  map[string]*tierState
-	fwd          *forwardedPolicy
-	protected    protectedHeaders
-	claimHeaders map[string]string // claim → canonical header
-	realm        string
-	metrics      *metrics
-	log          *slog.Logger
-	authClient   *http.Client
-	disco        *discovery
+	routes        *routeTable
+	all           []*route
+	validator     *validator
+	limiter       *limiter
+	preflightTier *tierState // per client address, for CORS preflights
+	clientTiers   map[string]*tierState
+	fwd           *forwardedPolicy
+	protected     protectedHeaders
+	claimHeaders  map[string]string // claim → canonical header
+	realm         string
+	metrics       *metrics
+	log           *slog.Logger
+	authClient    *http.Client
+	disco         *discovery
 
 	lastUnavailableLog atomic.Int64 // unix second of the last "cannot validate" warning
 }
@@ -52,14 +53,15 @@ func New(cfg Config) (*Gateway, error) {
 		client = newAuthClient()
 	}
 	g := &Gateway{
-		log:          log,
-		metrics:      newMetrics(),
-		fwd:          newForwardedPolicy(cfg.PublicURL, cfg.TrustedProxies),
-		protected:    newProtectedHeaders(cfg.ClaimHeaders),
-		claimHeaders: map[string]string{},
-		clientTiers:  map[string]*tierState{},
-		limiter:      newLimiter(defaultMaxRateLimitKeys, now),
-		authClient:   client,
+		log:           log,
+		metrics:       newMetrics(),
+		fwd:           newForwardedPolicy(cfg.PublicURL, cfg.TrustedProxies),
+		protected:     newProtectedHeaders(cfg.ClaimHeaders),
+		claimHeaders:  map[string]string{},
+		clientTiers:   map[string]*tierState{},
+		limiter:       newLimiter(defaultMaxRateLimitKeys, now),
+		preflightTier: newTierState("cors-preflight", preflightLimit),
+		authClient:    client,
 	}
 	g.realm = g.fwd.realm()
 	for claim, h := range cfg.ClaimHeaders {
@@ -76,6 +78,7 @@ func New(cfg Config) (*Gateway, error) {
 		rt := &route{Route: r, prefix: normalizePrefix(r.PathPrefix), tier: tiers[r.Tier]}
 		rt.label = rt.prefix
 		rt.scopeStr = strings.Join(r.Scopes, " ")
+		rt.cors = newCORSPolicy(r.CORS)
 		rt.proxy = g.newRouteProxy(rt)
 		g.all = append(g.all, rt)
 	}
@@ -179,8 +182,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // handle runs the checks in order (route, token, rate limit, scope) and
-// proxies only when all pass. It returns the route label and client for
-// metrics.
+// proxies only when all pass. On a CORS route a preflight is answered
+// right after the route is found, and every other response gets its CORS
+// headers before any check can refuse. It returns the route label and
+// client for metrics.
 func (g *Gateway) handle(w http.ResponseWriter, r *http.Request) (label, clientID string) {
 	if !cleanPath(r.URL.Path) {
 		writeError(w, http.StatusBadRequest, "invalid_request", "The request path is not in canonical form.")
@@ -190,6 +195,13 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request) (label, clientI
 	if rt == nil {
 		writeError(w, http.StatusNotFound, "not_found", "No route for this path.")
 		return "", ""
+	}
+	if rt.cors != nil {
+		if isPreflight(r) {
+			g.preflight(w, r, rt.cors)
+			return rt.label, ""
+		}
+		rt.cors.actual(w.Header(), r)
 	}
 	st := &proxyState{route: rt}
 	routePrefix := ""

@@ -112,6 +112,9 @@ func (g *Gateway) modifyResponse(resp *http.Response) error {
 			delete(resp.Header, name)
 		}
 	}
+	if st.route.cors != nil {
+		stripBackendCORS(resp.Header)
+	}
 	return nil
 }
 

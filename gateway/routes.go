@@ -13,7 +13,8 @@ type route struct {
 	tier     *tierState
 	label    string // metrics label
 	proxy    *routeProxy
-	scopeStr string // for the insufficient_scope challenge
+	scopeStr string      // for the insufficient_scope challenge
+	cors     *corsPolicy // nil: no CORS
 }
 
 // routeTable finds the longest matching prefix. Routes are few, so a

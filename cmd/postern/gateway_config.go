@@ -73,6 +73,15 @@ type gwRouteFile struct {
 	UpstreamAuth         json.RawMessage `json:"upstream_auth"`
 	ForwardAuthorization bool            `json:"forward_authorization"`
 	Timeout              string          `json:"timeout"`
+	CORS                 json.RawMessage `json:"cors"`
+}
+
+type gwCORSFile struct {
+	AllowedOrigins   []string `json:"allowed_origins"`
+	AllowedHeaders   []string `json:"allowed_headers"`
+	ExposedHeaders   []string `json:"exposed_headers"`
+	MaxAge           string   `json:"max_age"`
+	AllowCredentials bool     `json:"allow_credentials"`
 }
 
 type gwUpstreamAuthFile struct {
@@ -425,7 +434,62 @@ func (rf *gwRouteFile) validate(path string, tiers map[string]gateway.Tier) (gat
 			return r, err
 		}
 	}
+	if len(rf.CORS) > 0 {
+		if r.CORS, err = corsConfig(path+".cors", rf.CORS); err != nil {
+			return r, err
+		}
+	}
 	return r, nil
+}
+
+// corsConfig reads a route's cors block. Origins must be written exactly
+// as browsers send them, so the gateway compares strings.
+func corsConfig(path string, raw json.RawMessage) (*gateway.CORS, error) {
+	var cf gwCORSFile
+	if err := strictDecode(raw, &cf, path); err != nil {
+		return nil, err
+	}
+	if len(cf.AllowedOrigins) == 0 {
+		return nil, errAt(path+".allowed_origins", `at least one origin is required, e.g. ["https://app.example.com"]`)
+	}
+	seen := map[string]int{}
+	for i, o := range cf.AllowedOrigins {
+		at := fmt.Sprintf("%s.allowed_origins[%d]", path, i)
+		switch {
+		case o == "*" && len(cf.AllowedOrigins) > 1:
+			return nil, errAt(at, `"*" allows every origin and must be the only entry`)
+		case o == "*" && cf.AllowCredentials:
+			return nil, errAt(path+".allow_credentials", `cannot be true with the origin "*": list the origins that may send credentials`)
+		case o == "*":
+		default:
+			if j, dup := seen[o]; dup {
+				return nil, errAt(at, "%q is already listed as allowed_origins[%d]", o, j)
+			}
+			if err := gateway.CheckOrigin(o); err != nil {
+				return nil, errAt(at, "%v", err)
+			}
+		}
+		seen[o] = i
+	}
+	for i, h := range cf.AllowedHeaders {
+		if err := gateway.CheckCORSHeader(h); err != nil {
+			return nil, errAt(fmt.Sprintf("%s.allowed_headers[%d]", path, i), "%v", err)
+		}
+	}
+	for i, h := range cf.ExposedHeaders {
+		if err := gateway.CheckCORSHeader(h); err != nil {
+			return nil, errAt(fmt.Sprintf("%s.exposed_headers[%d]", path, i), "%v", err)
+		}
+	}
+	maxAge, err := parseDuration(path+".max_age", cf.MaxAge, 0, 0)
+	if err != nil {
+		return nil, err
+	}
+	if err := gateway.CheckCORSMaxAge(maxAge); err != nil {
+		return nil, errAt(path+".max_age", "%v", err)
+	}
+	return &gateway.CORS{AllowedOrigins: cf.AllowedOrigins, AllowedHeaders: cf.AllowedHeaders, ExposedHeaders: cf.ExposedHeaders,
+		MaxAge: maxAge, AllowCredentials: cf.AllowCredentials}, nil
 }
 
 func (rf *gwRouteFile) upstreamAuth(path string, r *gateway.Route) error {

@@ -107,6 +107,9 @@ func TestGatewayConfigErrors(t *testing.T) {
 	route := func(r string) string {
 		return strings.Replace(gwMinimal, `{"path_prefix": "/api", "upstream": "http://127.0.0.1:9000"}`, r, 1)
 	}
+	cors := func(fields string) string {
+		return route(`{"path_prefix": "/api", "upstream": "http://127.0.0.1:9000", "cors": {` + fields + `}}`)
+	}
 	tests := []struct {
 		name, raw, want string
 	}{
@@ -154,6 +157,25 @@ func TestGatewayConfigErrors(t *testing.T) {
 		{"route tls missing file", route(`{"path_prefix": "/a", "upstream": "https://x", "upstream_auth": {"tls": {"ca_file": "/nonexistent/ca.pem"}}}`), "config: routes[0].upstream_auth.tls.ca_file: open /nonexistent/ca.pem"},
 		{"route tls key without cert", route(`{"path_prefix": "/a", "upstream": "https://x", "upstream_auth": {"tls": {"key_file": "k"}}}`), "config: routes[0].upstream_auth.tls.cert_file: is required with key_file"},
 		{"listener tls", with(`"tls": {"cert_file": "/nonexistent.pem", "key_file": "/nonexistent.key"}`), "config: tls: load certificate: open /nonexistent.pem"},
+		{"cors unknown field", cors(`"allowed_origins": ["https://app.example.com"], "allowed_methods": ["GET"]`), `config: routes[0].cors: unknown field "allowed_methods"`},
+		{"cors no origins", cors(`"allowed_headers": ["Content-Type"]`), "config: routes[0].cors.allowed_origins: at least one origin is required"},
+		{"cors origin path", cors(`"allowed_origins": ["https://app.example.com", "https://app.example.com/"]`), `config: routes[0].cors.allowed_origins[1]: "https://app.example.com/": an origin has no path, query or fragment; did you mean "https://app.example.com"?`},
+		{"cors origin no scheme", cors(`"allowed_origins": ["app.example.com"]`), `config: routes[0].cors.allowed_origins[0]: "app.example.com" is not an origin`},
+		{"cors origin scheme", cors(`"allowed_origins": ["ftp://app.example.com"]`), `config: routes[0].cors.allowed_origins[0]: "ftp://app.example.com": the scheme must be http or https`},
+		{"cors origin wildcard subdomain", cors(`"allowed_origins": ["https://*.example.com"]`), `config: routes[0].cors.allowed_origins[0]: "https://*.example.com": wildcards are not supported`},
+		{"cors origin default port", cors(`"allowed_origins": ["https://app.example.com:443"]`), `config: routes[0].cors.allowed_origins[0]: "https://app.example.com:443": browsers send this origin as "https://app.example.com"`},
+		{"cors origin upper case", cors(`"allowed_origins": ["https://App.example.com"]`), `config: routes[0].cors.allowed_origins[0]: "https://App.example.com": browsers send this origin as "https://app.example.com"`},
+		{"cors origin null", cors(`"allowed_origins": ["null"]`), `config: routes[0].cors.allowed_origins[0]: the "null" origin`},
+		{"cors origin twice", cors(`"allowed_origins": ["https://a.example", "https://b.example", "https://a.example"]`), `config: routes[0].cors.allowed_origins[2]: "https://a.example" is already listed as allowed_origins[0]`},
+		{"cors wildcard and credentials", cors(`"allowed_origins": ["*"], "allow_credentials": true`), `config: routes[0].cors.allow_credentials: cannot be true with the origin "*"`},
+		{"cors wildcard among origins", cors(`"allowed_origins": ["https://app.example.com", "*"]`), `config: routes[0].cors.allowed_origins[1]: "*" allows every origin and must be the only entry`},
+		{"cors header", cors(`"allowed_origins": ["*"], "allowed_headers": ["Content Type"]`), `config: routes[0].cors.allowed_headers[0]: header name "Content Type" has characters not allowed`},
+		{"cors header wildcard", cors(`"allowed_origins": ["*"], "exposed_headers": ["X-Request-Id", "*"]`), `config: routes[0].cors.exposed_headers[1]: wildcards are not supported`},
+		{"cors max_age", cors(`"allowed_origins": ["*"], "max_age": "600"`), `config: routes[0].cors.max_age: expected a duration`},
+		{"cors max_age negative", cors(`"allowed_origins": ["*"], "max_age": "-1m"`), `config: routes[0].cors.max_age: must be at least 0s`},
+		{"cors max_age too long", cors(`"allowed_origins": ["*"], "max_age": "48h"`), `config: routes[0].cors.max_age: must be at most 24h0m0s`},
+		{"cors max_age fraction", cors(`"allowed_origins": ["*"], "max_age": "1.5s"`), `config: routes[0].cors.max_age: is sent in whole seconds`},
+		{"cors type", cors(`"allowed_origins": "https://app.example.com"`), `config: routes[0].cors.allowed_origins: expected []string`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -162,6 +184,32 @@ func TestGatewayConfigErrors(t *testing.T) {
 				t.Errorf("error = %v\n   want prefix %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestGatewayConfigCORS(t *testing.T) {
+	raw := strings.Replace(gwMinimal, `{"path_prefix": "/api", "upstream": "http://127.0.0.1:9000"}`,
+		`{"path_prefix": "/api", "upstream": "http://127.0.0.1:9000", "cors": {"allowed_origins": ["https://app.example.com", "http://localhost:3000"],
+		  "allowed_headers": ["Content-Type"], "exposed_headers": [], "max_age": "10m", "allow_credentials": true}},
+		 {"path_prefix": "/open", "upstream": "http://127.0.0.1:9000", "public": true, "cors": {"allowed_origins": ["*"]}},
+		 {"path_prefix": "/plain", "upstream": "http://127.0.0.1:9000"}`, 1)
+	c, err := parseGatewayConfig([]byte(raw), mapEnv(map[string]string{"GW_SECRET": "x"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.Gateway.Routes
+	if got := r[0].CORS; got == nil || len(got.AllowedOrigins) != 2 || got.AllowedOrigins[1] != "http://localhost:3000" ||
+		len(got.AllowedHeaders) != 1 || got.MaxAge != 10*time.Minute || !got.AllowCredentials {
+		t.Errorf("routes[0].cors = %+v", got)
+	}
+	if got := r[1].CORS; got == nil || len(got.AllowedOrigins) != 1 || got.AllowedOrigins[0] != "*" || got.MaxAge != 0 || got.AllowCredentials {
+		t.Errorf("routes[1].cors = %+v", got)
+	}
+	if r[2].CORS != nil {
+		t.Errorf("a route without cors got %+v", r[2].CORS)
+	}
+	if _, err := gateway.New(c.Gateway); err != nil {
+		t.Errorf("gateway.New refuses a config the loader accepted: %v", err)
 	}
 }
 
