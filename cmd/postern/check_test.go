@@ -15,9 +15,9 @@ func TestCheckCommand(t *testing.T) {
 	os.WriteFile(bad, []byte(`{"clients": [{"client_id": "web", "grant_types": ["pasword"]}]}`), 0o600)
 
 	for _, tc := range []struct {
-		name       string
-		args       []string
-		code       int
+		name        string
+		args        []string
+		code        int
 		out, errOut string
 	}{
 		{"good server config", []string{"check", "--config", good}, 0, good + ": ok (1 clients, 0 users, 0 SAML providers)", ""},
