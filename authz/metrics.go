@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -16,9 +17,11 @@ type metrics struct {
 	issued   *prometheus.CounterVec
 }
 
-// newMetrics registers on a registry owned by the server, so two servers in
-// one process (tests) never collide.
-func newMetrics(reg *prometheus.Registry) *metrics {
+// newMetrics registers on reg: by default a registry owned by the server, so
+// two servers in one process (tests) never collide. On a registry shared by
+// successive servers (reload) the collectors registered by the first are
+// reused, so counters carry on rather than restart at zero.
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "postern_http_requests_total",
@@ -34,9 +37,39 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Help: "Access tokens issued by grant type.",
 		}, []string{"grant_type"}),
 	}
-	reg.MustRegister(m.requests, m.latency, m.issued,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return m
+	var err error
+	if m.requests, err = register(reg, m.requests); err != nil {
+		return nil, err
+	}
+	if m.latency, err = register(reg, m.latency); err != nil {
+		return nil, err
+	}
+	if m.issued, err = register(reg, m.issued); err != nil {
+		return nil, err
+	}
+	if _, err = register[prometheus.Collector](reg, collectors.NewGoCollector()); err != nil {
+		return nil, err
+	}
+	if _, err = register[prometheus.Collector](reg, collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// register adds c to reg, or returns the identical collector already there.
+// A collector of the same name but another shape (labels, help) is an error.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	err := reg.Register(c)
+	if err == nil {
+		return c, nil
+	}
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if existing, ok := are.ExistingCollector.(C); ok {
+			return existing, nil
+		}
+	}
+	return c, err
 }
 
 func (s *Server) metricsHandler() http.Handler {

@@ -53,6 +53,16 @@ type Config struct {
 	// SAML are the identity providers users may sign in with, in the
 	// order of the login page's buttons (see saml.go).
 	SAML []*flows.SAMLProvider
+	// Metrics is the registry the server records on and /metrics serves;
+	// nil gives the server one of its own. A process that replaces its
+	// Server (a configuration reload) passes the same registry every time:
+	// the collectors already on it are reused, so counters carry on.
+	Metrics *prometheus.Registry
+	// JWKSFetcher fetches and caches private_key_jwt clients' jwks_uri; nil
+	// gives the server fosite's default, created on first use. Its cache
+	// runs goroutines for as long as the process, so a process that
+	// replaces its Server passes one fetcher every time.
+	JWKSFetcher fosite.JWKSFetcherStrategy
 }
 
 // Server is the authorization server's HTTP handler.
@@ -137,9 +147,19 @@ func New(cfg Config, store storage.Store, keys KeySet) (*Server, error) {
 	}
 	sort.Strings(s.scopes)
 	s.fs = &fositeStore{store: store, clients: s.clients, lifetime: cfg.Lifetimes, now: cfg.Now, users: cfg.Users, cache: newDecodeCache(4096)}
-	s.provider, _ = newProvider(cfg, s.fs, cfg.HMACSecret, keys)
-	s.registry = prometheus.NewRegistry()
-	s.metrics = newMetrics(s.registry)
+	var fc *fosite.Config
+	s.provider, fc = newProvider(cfg, s.fs, cfg.HMACSecret, keys)
+	if cfg.JWKSFetcher != nil {
+		// Read per request by the client authentication handler.
+		fc.JWKSFetcherStrategy = cfg.JWKSFetcher
+	}
+	s.registry = cfg.Metrics
+	if s.registry == nil {
+		s.registry = prometheus.NewRegistry()
+	}
+	if s.metrics, err = newMetrics(s.registry); err != nil {
+		return nil, fmt.Errorf("authz: metrics: %w", err)
+	}
 	s.saml = map[string]*flows.SAMLProvider{}
 	for _, p := range cfg.SAML {
 		if _, dup := s.saml[p.ID()]; dup {

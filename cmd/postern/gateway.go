@@ -53,21 +53,28 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := runGatewayServer(ctx, cfg, log, stdout); err != nil {
+	// SIGHUP reloads the configuration (reload_gateway.go).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	reloads := reloadSource[*GatewayConfig]{signals: hup, load: func() (*GatewayConfig, error) { return loadGatewayConfig(f.config, os.Getenv) }}
+	if err := runGatewayServer(ctx, cfg, reloads, log, stdout); err != nil {
 		log.Error("postern gateway stopped", "error", err)
 		return exitError
 	}
 	return exitOK
 }
 
-func runGatewayServer(ctx context.Context, cfg *GatewayConfig, log *slog.Logger, stdout io.Writer) error {
+// runGatewayServer runs the gateway for cfg until ctx ends, applying the
+// configuration reloads asks for.
+func runGatewayServer(ctx context.Context, cfg *GatewayConfig, reloads reloadSource[*GatewayConfig], log *slog.Logger, stdout io.Writer) error {
 	gcfg := cfg.Gateway
-	gcfg.Logger = log
-	gw, err := gateway.New(gcfg)
+	gw, err := newGateway(cfg, log)
 	if err != nil {
 		return err
 	}
-	defer gw.Close()
+	rl := &gatewayReloader{ctx: ctx, log: log, load: reloads.load, handler: newSwapHandler(gw), cur: cfg, gw: gw}
+	defer rl.close()
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -78,7 +85,7 @@ func runGatewayServer(ctx context.Context, cfg *GatewayConfig, log *slog.Logger,
 		scheme = "https"
 	}
 	hs := &http.Server{
-		Handler:           gw,
+		Handler:           rl.handler,
 		TLSConfig:         cfg.TLS,
 		ReadHeaderTimeout: 10 * time.Second,
 		// No ReadTimeout or WriteTimeout: uploads, server-sent events and
@@ -107,7 +114,8 @@ func runGatewayServer(ctx context.Context, cfg *GatewayConfig, log *slog.Logger,
 		}
 		adminAddr = aln.Addr()
 		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", gw.MetricsHandler())
+		rl.metrics = newSwapHandler(gw.MetricsHandler())
+		mux.Handle("GET /metrics", rl.metrics)
 		mux.HandleFunc("GET "+gateway.HealthPath, func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 		as := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 		servers = append(servers, as)
@@ -117,13 +125,7 @@ func runGatewayServer(ctx context.Context, cfg *GatewayConfig, log *slog.Logger,
 	// Discovery now, so a wrong issuer or secret-less server shows in the
 	// log at start; the gateway still serves (public routes need no server,
 	// and the server may come up later).
-	go func() {
-		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		if err := gw.Warm(wctx); err != nil {
-			log.Warn("authorization server not reachable yet; tokens will be checked once it is", "issuer", gcfg.Issuer, "error", err)
-		}
-	}()
+	rl.warm(gw, gcfg.Issuer)
 
 	log.Info("postern gateway ready", "addr", ln.Addr().String(), "issuer", gcfg.Issuer, "routes", len(gcfg.Routes))
 	fmt.Fprintf(stdout, "postern gateway listening on %s://%s\n", scheme, ln.Addr())
@@ -131,10 +133,17 @@ func runGatewayServer(ctx context.Context, cfg *GatewayConfig, log *slog.Logger,
 		fmt.Fprintf(stdout, "postern gateway metrics at http://%s/metrics\n", adminAddr)
 	}
 
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
+wait:
+	for {
+		select {
+		case err := <-errc:
+			return fmt.Errorf("serve: %w", err)
+		case <-ctx.Done():
+			break wait
+		case <-reloads.signals:
+			log.Info("SIGHUP: reloading the configuration")
+			rl.reload()
+		}
 	}
 	log.Info("shutting down: finishing in-flight requests")
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)

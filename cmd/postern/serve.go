@@ -16,8 +16,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/postern-auth/postern/authz"
-	"github.com/postern-auth/postern/flows"
 	"github.com/postern-auth/postern/keys"
 	"github.com/postern-auth/postern/storage"
 	"github.com/postern-auth/postern/storage/bolt"
@@ -222,7 +220,13 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := serve(ctx, cfg, f.secretFile, log, stdout); err != nil {
+	// SIGHUP reloads the configuration (reload.go); caught from here on, so
+	// one sent while starting does not end the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	reloads := reloadSource[*Config]{signals: hup, load: func() (*Config, error) { return loadServeConfig(&f) }}
+	if err := serve(ctx, cfg, f.secretFile, reloads, log, stdout); err != nil {
 		log.Error("postern stopped", "error", err)
 		return exitError
 	}
@@ -258,7 +262,9 @@ func startPprof(addr, mainAddr string, log *slog.Logger, stdout io.Writer) (stop
 	return func() { _ = hs.Close() }, nil
 }
 
-func serve(ctx context.Context, cfg *Config, secretFile string, log *slog.Logger, stdout io.Writer) error {
+// serve runs the server for cfg until ctx ends, applying the configuration
+// reloads asks for (see reload.go).
+func serve(ctx context.Context, cfg *Config, secretFile string, reloads reloadSource[*Config], log *slog.Logger, stdout io.Writer) error {
 	for _, w := range cfg.Warnings {
 		log.Warn(w)
 	}
@@ -305,35 +311,17 @@ func serve(ctx context.Context, cfg *Config, secretFile string, log *slog.Logger
 	if cfg.Issuer == "" {
 		cfg.Issuer = "http://" + ln.Addr().String()
 	}
-	samlProviders, stopSAML, err := startSAML(ctx, cfg, cfg.Issuer, store, secret, log)
+	base := newServeBase(ctx, store, km, secret, log)
+	inst, err := base.build(cfg)
 	if err != nil {
 		ln.Close()
 		return err
 	}
-	defer stopSAML()
-	// Login-throttling counters live in the store, so replicas on one
-	// database share them (bbolt takes the same path).
-	throttle := flows.NewThrottle(flows.ThrottleOptions{Store: store, Logger: log})
-	srv, err := authz.New(authz.Config{
-		Issuer:            cfg.Issuer,
-		AccessTokenFormat: cfg.Format,
-		Lifetimes:         cfg.Lifetimes,
-		Clients:           cfg.Clients,
-		SecretHasher:      flows.NewSecretHasher(),
-		HMACSecret:        secret.Derive("postern token hmac v1", 32),
-		CookieKey:         secret.Derive("postern cookies v1", 64),
-		SessionTTL:        cfg.SessionTTL,
-		TrustedProxies:    cfg.TrustedProxies,
-		Users:             flows.NewDirectory(cfg.Users, throttle),
-		Logger:            log,
-		SAML:              samlProviders,
-	}, store, km)
-	if err != nil {
-		ln.Close()
-		return err
-	}
+	rl := &serveReloader{base: base, load: reloads.load, defaultIssuer: "http://" + ln.Addr().String(),
+		handler: newSwapHandler(inst.srv), cur: inst}
+	defer rl.close()
 	hs := &http.Server{
-		Handler:           srv,
+		Handler:           rl.handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -347,10 +335,17 @@ func serve(ctx context.Context, cfg *Config, secretFile string, log *slog.Logger
 		"clients", len(cfg.Clients), "access_token_format", cfg.Format)
 	fmt.Fprintf(stdout, "postern listening on http://%s (issuer %s)\n", ln.Addr(), cfg.Issuer)
 
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
+wait:
+	for {
+		select {
+		case err := <-errc:
+			return fmt.Errorf("serve: %w", err)
+		case <-ctx.Done():
+			break wait
+		case <-reloads.signals:
+			log.Info("SIGHUP: reloading the configuration")
+			rl.reload()
+		}
 	}
 	log.Info("shutting down: finishing in-flight requests")
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)

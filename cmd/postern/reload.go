@@ -1,0 +1,240 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/go-jose/go-jose/v3"
+	"github.com/ory/fosite"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/postern-auth/postern/authz"
+	"github.com/postern-auth/postern/flows"
+	"github.com/postern-auth/postern/keys"
+	"github.com/postern-auth/postern/storage"
+)
+
+// Configuration reload (SIGHUP). The http.Server's handler is a
+// swapHandler; a reload re-reads the configuration file, validates all of
+// it, builds a complete new handler from it and only then swaps it in.
+// Requests already running finish on the old handler, new ones get the new
+// one; a configuration that fails to load or build, or that changes a
+// setting only a restart can apply, changes nothing.
+
+// swapHandler forwards every request to the current handler.
+type swapHandler struct{ cur atomic.Pointer[http.Handler] }
+
+func newSwapHandler(h http.Handler) *swapHandler {
+	s := &swapHandler{}
+	s.cur.Store(&h)
+	return s
+}
+
+func (s *swapHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	(*s.cur.Load()).ServeHTTP(w, r)
+}
+
+// swap installs h and returns the handler it replaces.
+func (s *swapHandler) swap(h http.Handler) http.Handler {
+	return *s.cur.Swap(&h)
+}
+
+// reloadSource is where a running process's reloads come from: a signal
+// for each, and the configuration to load then (the same file and flags as
+// at start). The zero value never reloads.
+type reloadSource[C any] struct {
+	signals <-chan os.Signal
+	load    func() (C, error)
+}
+
+// restartChanges names the settings of next that differ from running and
+// that a running `postern serve` cannot apply: the listener, the store,
+// the signing-key manager and its schedules, and the issuer (in every
+// token, and in the SAML providers' URLs). Both configurations have their
+// effective issuer filled in.
+func restartChanges(running, next *Config) []string {
+	var out []string
+	add := func(changed bool, name string) {
+		if changed {
+			out = append(out, name)
+		}
+	}
+	add(running.Addr != next.Addr, "addr")
+	add(running.DataDir != next.DataDir, "data_dir")
+	add(running.Store != next.Store, "store")
+	add(running.Issuer != next.Issuer, "issuer")
+	add(running.KeyAlgorithm != next.KeyAlgorithm, "keys.algorithm")
+	add(running.KeyOverlap != next.KeyOverlap, "keys.rotation_overlap")
+	add(running.KeyReload != next.KeyReload, "keys.reload_interval")
+	add(running.KeyRotate != next.KeyRotate, "keys.rotate_after")
+	return out
+}
+
+// serveBase is what every authz.Server of one process shares, made once at
+// start: the store and signing keys, the login throttle (its counters live
+// in the store, its local fallback in memory), the client-secret hasher
+// (its cache and argon2 gate), the metrics registry (counters carry on
+// across reloads) and the jwks_uri fetcher (its cache runs goroutines).
+// The session cookie key comes from the system secret, so login sessions
+// survive a reload.
+type serveBase struct {
+	ctx      context.Context // the process's: ends at shutdown
+	store    storage.Store
+	keys     *keys.Manager
+	secret   keys.Secret
+	throttle *flows.Throttle
+	hasher   *flows.SecretHasher
+	metrics  *prometheus.Registry
+	jwks     fosite.JWKSFetcherStrategy
+	log      *slog.Logger
+}
+
+func newServeBase(ctx context.Context, store storage.Store, km *keys.Manager, secret keys.Secret, log *slog.Logger) *serveBase {
+	return &serveBase{
+		ctx:    ctx,
+		store:  store,
+		keys:   km,
+		secret: secret,
+		// Login-throttling counters live in the store, so replicas on one
+		// database share them (bbolt takes the same path).
+		throttle: flows.NewThrottle(flows.ThrottleOptions{Store: store, Logger: log}),
+		hasher:   flows.NewSecretHasher(),
+		metrics:  prometheus.NewRegistry(),
+		jwks:     &lazyJWKSFetcher{},
+		log:      log,
+	}
+}
+
+// lazyJWKSFetcher is fosite's default jwks_uri fetcher, made on first use:
+// its cache allocates and starts goroutines, and most deployments have no
+// jwks_uri client.
+type lazyJWKSFetcher struct {
+	once sync.Once
+	f    fosite.JWKSFetcherStrategy
+}
+
+func (l *lazyJWKSFetcher) Resolve(ctx context.Context, location string, ignoreCache bool) (*jose.JSONWebKeySet, error) {
+	l.once.Do(func() { l.f = fosite.NewDefaultJWKSFetcherStrategy() })
+	return l.f.Resolve(ctx, location, ignoreCache)
+}
+
+// serveInstance is the handler built from one configuration, and what must
+// stop when it is replaced.
+type serveInstance struct {
+	cfg      *Config
+	srv      *authz.Server
+	stopSAML func() // ends the SAML metadata refreshes and waits for them
+}
+
+// build makes a complete handler for cfg (its issuer filled in). On error
+// nothing is left running.
+func (b *serveBase) build(cfg *Config) (*serveInstance, error) {
+	samlProviders, stopSAML, err := startSAML(b.ctx, cfg, cfg.Issuer, b.store, b.secret, b.log)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := authz.New(authz.Config{
+		Issuer:            cfg.Issuer,
+		AccessTokenFormat: cfg.Format,
+		Lifetimes:         cfg.Lifetimes,
+		Clients:           cfg.Clients,
+		SecretHasher:      b.hasher,
+		HMACSecret:        b.secret.Derive("postern token hmac v1", 32),
+		CookieKey:         b.secret.Derive("postern cookies v1", 64),
+		SessionTTL:        cfg.SessionTTL,
+		TrustedProxies:    cfg.TrustedProxies,
+		Users:             flows.NewDirectory(cfg.Users, b.throttle),
+		Logger:            b.log,
+		SAML:              samlProviders,
+		Metrics:           b.metrics,
+		JWKSFetcher:       b.jwks,
+	}, b.store, b.keys)
+	if err != nil {
+		stopSAML()
+		return nil, err
+	}
+	return &serveInstance{cfg: cfg, srv: srv, stopSAML: stopSAML}, nil
+}
+
+// serveReloader applies reloads to a running `postern serve`. Reloads run
+// one at a time, on the goroutine that waits for signals.
+type serveReloader struct {
+	base          *serveBase
+	load          func() (*Config, error)
+	defaultIssuer string // "http://" + the listen address, for a configuration without issuer
+	handler       *swapHandler
+	cur           *serveInstance
+}
+
+// reload re-reads the configuration and swaps in a handler built from it;
+// on any problem it logs why and keeps the running configuration. It
+// reports whether the new configuration is in use.
+func (r *serveReloader) reload() bool {
+	log := r.base.log
+	next, err := r.load()
+	if err != nil {
+		log.Error("configuration not reloaded; still serving the previous configuration", "error", err)
+		return false
+	}
+	if next.Issuer == "" {
+		next.Issuer = r.defaultIssuer
+	}
+	if changed := restartChanges(r.cur.cfg, next); len(changed) > 0 {
+		log.Error("configuration not reloaded: a change to "+strings.Join(changed, ", ")+" requires a restart; still serving the previous configuration",
+			"settings", changed)
+		return false
+	}
+	for _, w := range next.Warnings {
+		log.Warn(w)
+	}
+	inst, err := r.base.build(next)
+	if err != nil {
+		log.Error("configuration not reloaded; still serving the previous configuration", "error", err)
+		return false
+	}
+	old := r.cur
+	r.handler.swap(inst.srv)
+	r.cur = inst
+	// Requests still inside the old server keep its providers, which work
+	// on without their refresh.
+	old.stopSAML()
+	added, removed := clientChanges(old.cfg.Clients, next.Clients)
+	log.Info("configuration reloaded", "clients", len(next.Clients), "users", len(next.Users),
+		"saml_providers", len(next.SAMLProviders), "clients_added", added, "clients_removed", removed)
+	return true
+}
+
+// close stops what the current instance runs; the process is ending.
+func (r *serveReloader) close() { r.cur.stopSAML() }
+
+// clientChanges lists the client IDs only in next (added) and only in old
+// (removed), sorted.
+func clientChanges(old, next []*flows.Client) (added, removed []string) {
+	ids := func(cs []*flows.Client) map[string]bool {
+		m := make(map[string]bool, len(cs))
+		for _, c := range cs {
+			m[c.ID] = true
+		}
+		return m
+	}
+	o, n := ids(old), ids(next)
+	for id := range n {
+		if !o[id] {
+			added = append(added, id)
+		}
+	}
+	for id := range o {
+		if !n[id] {
+			removed = append(removed, id)
+		}
+	}
+	slices.Sort(added)
+	slices.Sort(removed)
+	return added, removed
+}
