@@ -74,6 +74,10 @@ func (r *runner) startReplicas(ctx context.Context, name, dataDir string) ([]*pr
 	for i := range 2 {
 		args := []string{"serve", "--config", cfgPath, "--addr", "127.0.0.1:0", "--store", dsn,
 			"--data", filepath.Join(dataDir, fmt.Sprintf("replica-%d", i))}
+		if r.opts.profileDir != "" && i == 0 {
+			// Replica 1 is the measured process (RSS, profile).
+			args = append(args, "--pprof", "127.0.0.1:0")
+		}
 		p, err := startProc(ctx, fmt.Sprintf("postern serve (%s, replica %d)", name, i+1), r.postern, args, []string{"POSTERN_SECRET=" + loadSecret})
 		if err != nil {
 			for _, q := range procs {
