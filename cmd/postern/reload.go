@@ -9,8 +9,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/go-jose/go-jose/v3"
+	"github.com/hashicorp/go-retryablehttp"
 	"github.com/ory/fosite"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -120,7 +122,16 @@ type lazyJWKSFetcher struct {
 }
 
 func (l *lazyJWKSFetcher) Resolve(ctx context.Context, location string, ignoreCache bool) (*jose.JSONWebKeySet, error) {
-	l.once.Do(func() { l.f = fosite.NewDefaultJWKSFetcherStrategy() })
+	l.once.Do(func() {
+		// Bounded in time and retries, and silent: the library's default
+		// client logs every fetch to stderr, past slog.
+		c := retryablehttp.NewClient()
+		c.Logger = nil
+		c.RetryMax = 2
+		c.RetryWaitMax = 2 * time.Second
+		c.HTTPClient.Timeout = 10 * time.Second
+		l.f = fosite.NewDefaultJWKSFetcherStrategy(fosite.JWKSFetcherWithHTTPClient(c))
+	})
 	return l.f.Resolve(ctx, location, ignoreCache)
 }
 
