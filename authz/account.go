@@ -182,7 +182,7 @@ func (s *Server) handleAccount(w http.ResponseWriter, r *http.Request) {
 		s.renderError(w, http.StatusMethodNotAllowed, "Invalid request", "Use the buttons on the account page.")
 		return
 	}
-	user := s.jar.session(r)
+	user := s.session(r)
 	if user == nil {
 		http.Redirect(w, r, pathLogin, http.StatusSeeOther)
 		return
@@ -243,7 +243,7 @@ func (s *Server) accountPost(w http.ResponseWriter, r *http.Request) *loginSessi
 		s.renderError(w, http.StatusMethodNotAllowed, "Invalid request", "Use the buttons on the account page.")
 		return nil
 	}
-	user := s.jar.session(r)
+	user := s.session(r)
 	if user == nil {
 		http.Redirect(w, r, pathLogin, http.StatusSeeOther)
 		return nil

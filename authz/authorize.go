@@ -54,7 +54,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	}
 	auth := pendingAuth(r.Form)
 	prompt := strings.Fields(r.Form.Get("prompt"))
-	user := s.jar.session(r)
+	user := s.session(r)
 	if user == nil || slices.Contains(prompt, "login") {
 		if slices.Contains(prompt, "none") {
 			s.authorizeError(w, r, ar, fosite.ErrLoginRequired)
@@ -206,11 +206,13 @@ func (s *Server) issueAuthorization(w http.ResponseWriter, r *http.Request, ar f
 		ar.GrantAudience(aud)
 	}
 	sess := &Session{
-		Subject:   user.Subject,
-		Username:  user.Username,
-		GrantType: flows.GrantAuthorizationCode,
-		IP:        clientIP(r),
-		UserAgent: r.UserAgent(),
+		Subject:    user.Subject,
+		Username:   user.Username,
+		GrantType:  flows.GrantAuthorizationCode,
+		GrantStart: s.cfg.Now().UTC(),
+		CredFP:     user.CredFP,
+		IP:         clientIP(r),
+		UserAgent:  r.UserAgent(),
 	}
 	if len(user.Claims) > 0 {
 		sess.Claims = make(map[string]any, len(user.Claims))

@@ -38,7 +38,7 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	user := s.jar.session(r)
+	user := s.session(r)
 	if user == nil {
 		s.renderLogin(w, r, http.StatusOK, client, auth, "", "Your session ended. Please sign in again.")
 		return

@@ -26,8 +26,11 @@ type loginSession struct {
 	Subject  string            `json:"sub"`
 	Username string            `json:"usr"`
 	Claims   map[string]string `json:"clm,omitempty"`
-	AuthTime int64             `json:"at"`
-	Expires  int64             `json:"exp"`
+	// CredFP fingerprints a local user's credential at sign-in: a changed
+	// password ends the session.
+	CredFP   string `json:"cfp,omitempty"`
+	AuthTime int64  `json:"at"`
+	Expires  int64  `json:"exp"`
 }
 
 type cookieJar struct {

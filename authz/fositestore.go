@@ -28,6 +28,9 @@ type fositeStore struct {
 	now      func() time.Time
 	users    *flows.Directory
 	cache    *decodeCache
+	// subjectOK says whether a token's user still stands (see
+	// Server.subjectActive); tokens of removed users decode as not found.
+	subjectOK func(subject, credFP string) bool
 }
 
 var (
@@ -132,6 +135,9 @@ func (s *fositeStore) decode(t storage.Token, session fosite.Session) (*fosite.R
 	client, ok := s.clients[d.sr.ClientID]
 	if !ok {
 		return nil, fmt.Errorf("client %q of stored %s token is no longer configured: %w", d.sr.ClientID, t.Kind, fosite.ErrNotFound)
+	}
+	if d.sess.Subject != "" && s.subjectOK != nil && !s.subjectOK(d.sess.Subject, d.sess.CredFP) {
+		return nil, fmt.Errorf("the user of a stored %s token no longer stands: %w", t.Kind, fosite.ErrNotFound)
 	}
 	d.copySession(sess)
 	r := fosite.NewRequest()
@@ -275,7 +281,16 @@ func (s *fositeStore) DeleteAccessTokenSession(ctx context.Context, sig string) 
 // --- refresh tokens
 
 func (s *fositeStore) CreateRefreshTokenSession(ctx context.Context, sig, _ string, req fosite.Requester) error {
-	return s.create(ctx, storage.RefreshToken, sig, req, s.expiry(req, fosite.RefreshToken, s.lifetime.RefreshToken))
+	exp := s.expiry(req, fosite.RefreshToken, s.lifetime.RefreshToken)
+	// fosite gives every rotated refresh token a fresh lifetime; the grant
+	// as a whole ends refresh_token_ttl after the user authorized it.
+	if sess, ok := req.GetSession().(*Session); ok && !sess.GrantStart.IsZero() {
+		if limit := sess.GrantStart.Add(s.lifetime.RefreshToken); exp.After(limit) {
+			exp = limit
+			sess.SetExpiresAt(fosite.RefreshToken, limit)
+		}
+	}
+	return s.create(ctx, storage.RefreshToken, sig, req, exp)
 }
 
 // GetRefreshTokenSession reports a redeemed refresh token as inactive with its
@@ -395,6 +410,8 @@ func (s *fositeStore) Authenticate(ctx context.Context, name, secret string) (st
 	}
 	if ex.session != nil {
 		ex.session.Username = u.Username
+		ex.session.GrantStart = s.now().UTC()
+		ex.session.CredFP, _ = s.users.Fingerprint(u.Username)
 		if len(u.Claims) > 0 {
 			ex.session.Claims = make(map[string]any, len(u.Claims))
 			for k, v := range u.Claims {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/ory/fosite"
 
+	"github.com/postern-auth/postern/flows"
 	"github.com/postern-auth/postern/storage"
 )
 
@@ -16,7 +17,7 @@ import (
 // must not become a key to look up every other token). Any failure to find
 // or validate the token is the same "active": false.
 func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
-	token, ok := s.tokenRequest(w, r)
+	caller, token, ok := s.tokenRequest(w, r, false)
 	if !ok {
 		return
 	}
@@ -36,6 +37,13 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		if !errors.Is(err, fosite.ErrNotFound) && !errors.Is(err, fosite.ErrTokenExpired) && !errors.Is(err, fosite.ErrInactiveToken) {
 			s.log.Debug("introspection: token inactive", "reason", fosite.ErrorToRFC6749Error(err).GetDescription())
 		}
+		_, _ = w.Write([]byte(`{"active":false}` + "\n"))
+		return
+	}
+	if !caller.ResourceServer && ar.GetClient().GetID() != caller.ID {
+		// Only resource servers may look into other clients' tokens: an
+		// ordinary client must not become an oracle for every token and
+		// its user's claims (RFC 7662 §4).
 		_, _ = w.Write([]byte(`{"active":false}` + "\n"))
 		return
 	}
@@ -87,21 +95,23 @@ func (s *Server) introspection(use fosite.TokenUse, ar fosite.AccessRequester) m
 }
 
 // tokenRequest reads what introspection and revocation have in common: a
-// form POST from an authenticated confidential client naming a token. On
-// failure it has answered.
-func (s *Server) tokenRequest(w http.ResponseWriter, r *http.Request) (string, bool) {
+// form POST from an authenticated client naming a token. Public clients may
+// only revoke (RFC 7009 §2.1 lets them, identified by client_id, so an SPA
+// can end its refresh token at sign-out). On failure it has answered.
+func (s *Server) tokenRequest(w http.ResponseWriter, r *http.Request, allowPublic bool) (*flows.Client, string, bool) {
 	if e := readForm(w, r); e != nil {
 		writeOAuthError(w, r, e)
-		return "", false
+		return nil, "", false
 	}
-	if _, e := s.authenticateClient(r.Context(), r); e != nil {
+	c, e := s.authenticateClient(r.Context(), r, allowPublic)
+	if e != nil {
 		writeOAuthError(w, r, e)
-		return "", false
+		return nil, "", false
 	}
 	token := r.PostForm.Get("token")
 	if token == "" {
 		writeOAuthError(w, r, errInvalidRequest("Parameter \"token\" is missing."))
-		return "", false
+		return nil, "", false
 	}
-	return token, true
+	return c, token, true
 }

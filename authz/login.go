@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/postern-auth/postern/flows"
@@ -104,7 +105,8 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.renderLogin(w, r, http.StatusOK, c, auth, username, "Invalid username or password.")
 		return
 	}
-	if err := s.jar.startSession(w, loginSession{Subject: u.Username, Username: u.Username, Claims: u.Claims}); err != nil {
+	fp, _ := s.users.Fingerprint(u.Username)
+	if err := s.jar.startSession(w, loginSession{Subject: u.Username, Username: u.Username, Claims: u.Claims, CredFP: fp}); err != nil {
 		s.log.Error("start login session", "error", err)
 		s.renderError(w, http.StatusInternalServerError, "Something went wrong", "Please try again.")
 		return
@@ -136,7 +138,7 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 		s.renderError(w, http.StatusForbidden, "Invalid request", "The form expired. Go back, reload and try again.")
 		return
 	}
-	if u := s.jar.session(r); u != nil {
+	if u := s.session(r); u != nil {
 		s.audit(r, "logout", u.Subject, "", "")
 	}
 	s.jar.endSession(w)
@@ -156,4 +158,31 @@ func (s *Server) audit(r *http.Request, typ, subject, clientID, detail string) {
 	if err := s.store.AppendEvent(r.Context(), ev); err != nil {
 		s.log.Error("record audit event", "type", typ, "error", err)
 	}
+}
+
+// session returns the signed-in user while their account still stands: a
+// user removed from the configuration, a changed password or a removed SAML
+// provider ends every session at once, not when the cookie expires.
+func (s *Server) session(r *http.Request) *loginSession {
+	u := s.jar.session(r)
+	if u == nil || !s.subjectActive(u.Subject, u.CredFP) {
+		return nil
+	}
+	return u
+}
+
+// subjectActive says whether a subject may still use what it was given:
+// a local user with the same credential, or a user of a SAML provider that
+// is still configured.
+func (s *Server) subjectActive(subject, credFP string) bool {
+	if strings.Contains(subject, ":") {
+		for _, p := range s.samlOrder {
+			if strings.HasPrefix(subject, p.SubjectPrefix()+":") {
+				return true
+			}
+		}
+		return false
+	}
+	fp, ok := s.users.Fingerprint(subject)
+	return ok && fp == credFP
 }

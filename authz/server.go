@@ -73,6 +73,7 @@ type Server struct {
 	keys     KeySet
 	fs       *fositeStore
 	provider fosite.OAuth2Provider
+	fosite   *fosite.Config
 	clients  map[string]*flows.Client
 	metrics  *metrics
 	registry *prometheus.Registry
@@ -147,8 +148,10 @@ func New(cfg Config, store storage.Store, keys KeySet) (*Server, error) {
 	}
 	sort.Strings(s.scopes)
 	s.fs = &fositeStore{store: store, clients: s.clients, lifetime: cfg.Lifetimes, now: cfg.Now, users: cfg.Users, cache: newDecodeCache(4096)}
+	s.fs.subjectOK = s.subjectActive
 	var fc *fosite.Config
 	s.provider, fc = newProvider(cfg, s.fs, cfg.HMACSecret, keys)
+	s.fosite = fc
 	if cfg.JWKSFetcher != nil {
 		// Read per request by the client authentication handler.
 		fc.JWKSFetcherStrategy = cfg.JWKSFetcher

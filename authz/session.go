@@ -19,6 +19,11 @@ type Session struct {
 	// GrantType, IP and UserAgent describe how the grant was obtained; the
 	// account page shows them so a user can recognise a device.
 	GrantType string `json:"gt,omitempty"`
+	// GrantStart is when the user authorized the grant; refresh tokens never
+	// outlive GrantStart + refresh_token_ttl, however often they rotate.
+	GrantStart time.Time `json:"gs,omitzero"`
+	// CredFP fingerprints the local user's credential (see loginSession).
+	CredFP    string `json:"cfp,omitempty"`
 	IP        string `json:"ip,omitempty"`
 	UserAgent string `json:"ua,omitempty"`
 }

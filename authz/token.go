@@ -164,7 +164,7 @@ func authenticated(ar fosite.AccessRequester) bool {
 
 // authenticateClient runs fosite's client authentication (method enforced)
 // for the introspection and revocation endpoints.
-func (s *Server) authenticateClient(ctx context.Context, r *http.Request) (*flows.Client, *oauthError) {
+func (s *Server) authenticateClient(ctx context.Context, r *http.Request, allowPublic bool) (*flows.Client, *oauthError) {
 	if _, _, basic := r.BasicAuth(); !basic && r.PostForm.Get("client_id") == "" && r.PostForm.Get("client_assertion") == "" {
 		return nil, &oauthError{Status: http.StatusUnauthorized, Code: "invalid_client", Description: "Client authentication is missing; use HTTP Basic, client_secret_post or a client assertion."}
 	}
@@ -177,7 +177,7 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request) (*flow
 		return nil, e
 	}
 	client := c.(*flows.Client)
-	if client.IsPublic() {
+	if client.IsPublic() && !allowPublic {
 		return nil, &oauthError{Status: http.StatusUnauthorized, Code: "invalid_client", Description: "A public client cannot call this endpoint."}
 	}
 	return client, nil

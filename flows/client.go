@@ -48,8 +48,12 @@ type Client struct {
 	TokenEndpointAuthMethod string
 	// Trusted marks a first-party client: the only kind that may use the
 	// password grant, and one that skips the consent page.
-	Trusted   bool
-	Lifetimes Lifetimes
+	Trusted bool
+	// ResourceServer marks a client that validates other clients' tokens
+	// (a gateway, an API): it may introspect any token. Every other client
+	// sees only its own tokens as active (RFC 7662 §4).
+	ResourceServer bool
+	Lifetimes      Lifetimes
 	// For private_key_jwt: the registered public keys (or where to fetch
 	// them) and the one algorithm the client signs its assertions with.
 	JWKS           *jose.JSONWebKeySet

@@ -147,9 +147,13 @@ func NewSAMLProvider(cfg SAMLProviderConfig, opts SAMLOptions) (*SAMLProvider, e
 }
 
 // ID, DisplayName and EntityID describe the provider.
-func (p *SAMLProvider) ID() string          { return p.cfg.ID }
-func (p *SAMLProvider) DisplayName() string { return p.cfg.DisplayName }
-func (p *SAMLProvider) EntityID() string    { return p.base.EntityID }
+func (p *SAMLProvider) ID() string { return p.cfg.ID }
+
+// SubjectPrefix is what every subject from this provider starts with,
+// before the colon.
+func (p *SAMLProvider) SubjectPrefix() string { return p.cfg.SubjectPrefix }
+func (p *SAMLProvider) DisplayName() string   { return p.cfg.DisplayName }
+func (p *SAMLProvider) EntityID() string      { return p.base.EntityID }
 
 // ACSURL is where the IdP posts its responses.
 func (p *SAMLProvider) ACSURL() string { return p.base.AcsURL.String() }

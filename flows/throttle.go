@@ -58,6 +58,55 @@ type Throttle struct {
 	store FailureStore // opt.Store, or local
 	local *memFailures // this process's counters: the only ones, or the fallback
 	log   *slog.Logger
+
+	// inflight counts attempts being checked right now, per key. The
+	// counters are read before a password is verified and written after,
+	// so without this bound a burst of parallel guesses would all be
+	// checked before the first failure was counted.
+	mu       sync.Mutex
+	inflight map[string]int
+}
+
+// In-flight attempts allowed at once: one per username (a person does not
+// type two passwords at the same moment), a few per address (people behind
+// one NAT).
+const (
+	userInflight = 1
+	addrInflight = 4
+)
+
+// begin reserves an in-flight slot for every key, or reports that one is
+// taken. The caller must call the returned release.
+func (t *Throttle) begin(keys []string) (release func(), ok bool) {
+	if t == nil {
+		return func() {}, true
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.inflight == nil {
+		t.inflight = map[string]int{}
+	}
+	for _, k := range keys {
+		limit := userInflight
+		if k[0] == 'a' {
+			limit = addrInflight
+		}
+		if t.inflight[k] >= limit {
+			return nil, false
+		}
+	}
+	for _, k := range keys {
+		t.inflight[k]++
+	}
+	return func() {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		for _, k := range keys {
+			if t.inflight[k]--; t.inflight[k] <= 0 {
+				delete(t.inflight, k)
+			}
+		}
+	}, true
 }
 
 func NewThrottle(opt ThrottleOptions) *Throttle {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -16,6 +17,12 @@ type User struct {
 	Password     string // development only: a plaintext from config
 	Claims       map[string]string
 }
+
+// MaxUsernameLen bounds usernames (configuration refuses longer ones).
+const MaxUsernameLen = 256
+
+// maxPasswordLen bounds what is fed to argon2; no real password is longer.
+const maxPasswordLen = 4096
 
 // Errors Authenticate returns; callers branch on them.
 var (
@@ -48,6 +55,22 @@ func NewDirectory(users []User, throttle *Throttle) *Directory {
 	return d
 }
 
+// Fingerprint identifies a user's current credential without revealing it.
+// Sessions and tokens carry it, so changing a user's password in the
+// configuration ends what was obtained with the old one.
+func (d *Directory) Fingerprint(username string) (string, bool) {
+	u, ok := d.users[username]
+	if !ok {
+		return "", false
+	}
+	cred := u.PasswordHash
+	if cred == "" {
+		cred = "plain\x00" + u.Password
+	}
+	sum := sha256.Sum256([]byte("postern credential\x00" + cred))
+	return hex.EncodeToString(sum[:8]), true
+}
+
 // Lookup returns a configured user.
 func (d *Directory) Lookup(username string) (User, bool) {
 	u, ok := d.users[username]
@@ -58,7 +81,17 @@ func (d *Directory) Lookup(username string) (User, bool) {
 // same argon2 run as known ones, so timing does not reveal which names exist;
 // the throttle is consulted first so a paused account costs nothing.
 func (d *Directory) Authenticate(ctx context.Context, username, password, ip string) (User, error) {
+	if len(username) > MaxUsernameLen || len(password) > maxPasswordLen {
+		// No configured user has such a name; refusing early keeps
+		// attacker-sized strings out of the throttle's counters.
+		return User{}, ErrBadCredentials
+	}
 	keys := d.throttle.keys(username, ip)
+	release, free := d.throttle.begin(keys)
+	if !free {
+		return User{}, &ThrottledError{RetryAfter: time.Second}
+	}
+	defer release()
 	wait, storeOK := d.throttle.wait(ctx, keys...)
 	if wait > 0 {
 		return User{}, &ThrottledError{RetryAfter: wait}

@@ -19,7 +19,7 @@ func newAccountFixture(t *testing.T) *userFixture {
 	secret, hash := newClientSecret(t)
 	cfg := fmt.Sprintf(`{
   "clients": [
-    {"client_id": "rs", "client_secret_hash": %q, "grant_types": ["client_credentials"], "scope": "introspect"},
+    {"client_id": "rs", "client_secret_hash": %q, "grant_types": ["client_credentials"], "scope": "introspect", "resource_server": true},
     {"client_id": "spa", "client_name": "Photo SPA", "token_endpoint_auth_method": "none",
      "grant_types": ["authorization_code", "refresh_token"], "redirect_uris": [%q], "scope": "read write"},
     {"client_id": "notes", "client_name": "Notes SPA", "token_endpoint_auth_method": "none",

@@ -28,7 +28,7 @@ func browserAccountConfig(t *testing.T, photosURI, notesURI string) (cfg, intros
 	return fmt.Sprintf(`{
   "tokens": {"access_token_ttl": "10m"},
   "clients": [
-    {"client_id": "rs", "client_secret_hash": %q, "grant_types": ["client_credentials"], "scope": "introspect"},
+    {"client_id": "rs", "client_secret_hash": %q, "grant_types": ["client_credentials"], "scope": "introspect", "resource_server": true},
     {"client_id": "photos", "client_name": "Photo SPA", "token_endpoint_auth_method": "none",
      "grant_types": ["authorization_code", "refresh_token"], "redirect_uris": [%q], "scope": "read write"},
     {"client_id": "notes", "client_name": "Notes SPA", "token_endpoint_auth_method": "none",

@@ -197,7 +197,7 @@ func newGWFixture(t *testing.T, tokens string, extraArgs ...string) *gwFixture {
 	f.serverConfig = writeConfig(t, fmt.Sprintf(`{
   "tokens": %s,
   "clients": [
-    {"client_id": "gateway", "client_secret_hash": %q, "grant_types": ["client_credentials"]},
+    {"client_id": "gateway", "client_secret_hash": %q, "grant_types": ["client_credentials"], "resource_server": true},
     {"client_id": "billing", "client_secret_hash": %q, "grant_types": ["client_credentials"], "scope": "read write"},
     {"client_id": "device-42", "client_secret_hash": %q, "grant_types": ["client_credentials"], "scope": "read"}
   ]

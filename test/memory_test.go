@@ -39,7 +39,15 @@ func peakRSS(t *testing.T, pid int) int {
 // wrong passwords (distinct users, so the throttle does not short-cut
 // them) must leave the process under ~300 MiB.
 func TestParallelWrongLoginsBoundedMemory(t *testing.T) {
-	f := newUserFixture(t)
+	// Behind a trusted proxy each request comes from its own address, so
+	// the per-address bound on attempts in flight does not shortcut them:
+	// all 100 reach the password check, which is what this test loads.
+	cfg, secret := userGrantsConfig(t)
+	cfg = strings.Replace(cfg, `{
+  "tokens"`, `{
+  "trusted_proxies": ["127.0.0.1"],
+  "tokens"`, 1)
+	f := &userFixture{srv: startServer(t, writeConfig(t, cfg), ""), rsPass: secret}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	statuses := map[int]int{}
@@ -51,6 +59,7 @@ func TestParallelWrongLoginsBoundedMemory(t *testing.T) {
 			req, _ := http.NewRequest(http.MethodPost, f.srv.URL+"/oauth2/token", strings.NewReader(form.Encode()))
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 			req.SetBasicAuth("mobile", "mobile-dev-secret-0123456789")
+			req.Header.Set("X-Forwarded-For", fmt.Sprintf("198.51.100.%d", i+1))
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Error(err)

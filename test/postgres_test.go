@@ -83,7 +83,7 @@ func replicaConfig(t *testing.T) (path, rsSecret string) {
   "tokens": {"access_token_ttl": "10m"},
   "keys": {"reload_interval": "1s"},
   "clients": [
-    {"client_id": "rs", "client_secret_hash": %q, "grant_types": ["client_credentials"], "scope": "introspect"},
+    {"client_id": "rs", "client_secret_hash": %q, "grant_types": ["client_credentials"], "scope": "introspect", "resource_server": true},
     {"client_id": "mobile", "client_secret": %q, "trusted": true, "grant_types": ["password", "refresh_token"], "scope": "read write"},
     {"client_id": "spa", "token_endpoint_auth_method": "none", "grant_types": ["authorization_code", "refresh_token"],
      "redirect_uris": [%q], "scope": "read"}

@@ -34,7 +34,7 @@ const (
 // extra is spliced into the top-level object, and into clients[1] when
 // clientExtra is set.
 func reloadConfig(extra, clientExtra string, ids ...string) string {
-	clients := []string{fmt.Sprintf(`{"client_id": "rs", "client_secret": %q, "grant_types": ["client_credentials"]}`, reloadRSSecret)}
+	clients := []string{fmt.Sprintf(`{"client_id": "rs", "client_secret": %q, "grant_types": ["client_credentials"], "resource_server": true}`, reloadRSSecret)}
 	for i, id := range ids {
 		more := ""
 		if i == 0 && clientExtra != "" {

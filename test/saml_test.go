@@ -134,7 +134,7 @@ func samlConfig(t *testing.T, redirectURI, providers string) (cfg, introspectSec
 	return fmt.Sprintf(`{
   "tokens": {"access_token_ttl": "10m"},
   "clients": [
-    {"client_id": "rs", "client_secret_hash": %q, "grant_types": ["client_credentials"], "scope": "introspect"},
+    {"client_id": "rs", "client_secret_hash": %q, "grant_types": ["client_credentials"], "scope": "introspect", "resource_server": true},
     {"client_id": "spa", "client_name": "Example SPA", "token_endpoint_auth_method": "none",
      "grant_types": ["authorization_code", "refresh_token"], "redirect_uris": [%q], "scope": "read write"}
   ],

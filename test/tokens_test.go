@@ -47,7 +47,7 @@ func ccConfig(t *testing.T, format string) (string, string) {
 	cfg := fmt.Sprintf(`{
   "tokens": {"access_token_format": %q, "access_token_ttl": "10m"},
   "clients": [
-    {"client_id": "billing", "client_secret_hash": %q, "grant_types": ["client_credentials"], "scope": "read write"},
+    {"client_id": "billing", "client_secret_hash": %q, "grant_types": ["client_credentials"], "scope": "read write", "resource_server": true},
     {"client_id": "reports", "client_secret": %q, "token_endpoint_auth_method": "client_secret_post", "grant_types": ["client_credentials"], "scope": "read"},
     {"client_id": "webapp", "client_secret": "webapp-dev-secret", "grant_types": ["authorization_code"], "redirect_uris": ["https://app.example.com/cb"], "scope": "read"},
     {"client_id": "spa", "token_endpoint_auth_method": "none", "grant_types": ["authorization_code"], "redirect_uris": ["http://127.0.0.1:3000/cb"], "scope": "read"}
@@ -151,8 +151,15 @@ func TestClientCredentialsIntrospectRevoke(t *testing.T) {
 		t.Errorf("requested scope read, introspection scope = %v", got)
 	}
 
+	// A client that is not a resource server sees other clients' tokens as
+	// inactive (RFC 7662 §4), and its own as active.
+	resp, other := postForm(t, f.srv.URL+"/oauth2/introspect", url.Values{"token": {tok.AccessToken}, "client_id": {"reports"}, "client_secret": {reportsSecret}}, "", "")
+	if resp.StatusCode != http.StatusOK || other["active"] != false || len(other) != 1 {
+		t.Errorf("introspection of billing's token by reports: %d %v, want only active=false", resp.StatusCode, other)
+	}
+
 	// Another client's revocation has no effect, and says 200 (RFC 7009 §2.2).
-	resp, _ := postForm(t, f.srv.URL+"/oauth2/revoke", url.Values{"token": {tok.AccessToken}, "client_id": {"reports"}, "client_secret": {reportsSecret}}, "", "")
+	resp, _ = postForm(t, f.srv.URL+"/oauth2/revoke", url.Values{"token": {tok.AccessToken}, "client_id": {"reports"}, "client_secret": {reportsSecret}}, "", "")
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("foreign revocation: status %d, want 200", resp.StatusCode)
 	}

@@ -28,7 +28,7 @@ func userGrantsConfig(t *testing.T) (cfg, introspectSecret string) {
 	return fmt.Sprintf(`{
   "tokens": {"access_token_ttl": "10m", "implicit_access_token_ttl": "5m"},
   "clients": [
-    {"client_id": "rs", "client_secret_hash": %q, "grant_types": ["client_credentials"], "scope": "introspect"},
+    {"client_id": "rs", "client_secret_hash": %q, "grant_types": ["client_credentials"], "scope": "introspect", "resource_server": true},
     {"client_id": "spa", "client_name": "Example SPA", "token_endpoint_auth_method": "none",
      "grant_types": ["authorization_code", "refresh_token"], "redirect_uris": [%q], "scope": "read write"},
     {"client_id": "web", "client_name": "Web App", "client_secret": "web-dev-secret-0123456789",
@@ -302,4 +302,25 @@ func (f *userFixture) authorize(t *testing.T, conf *oauth2.Config) *oauth2.Token
 func isOAuthError(err error, code string) bool {
 	var re *oauth2.RetrieveError
 	return errors.As(err, &re) && re.ErrorCode == code
+}
+
+// TestPublicClientRevokesItsRefreshToken: an SPA signs out by revoking its
+// refresh token with only its client_id (RFC 7009 §2.1); the whole grant
+// ends.
+func TestPublicClientRevokesItsRefreshToken(t *testing.T) {
+	f := newUserFixture(t)
+	tok := f.authorize(t, f.oauthConfig("spa", "", "read"))
+	resp, _ := postForm(t, f.srv.URL+"/oauth2/revoke", url.Values{"token": {tok.RefreshToken}, "token_type_hint": {"refresh_token"}, "client_id": {"spa"}}, "", "")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("public revocation: %d", resp.StatusCode)
+	}
+	for name, tk := range map[string]string{"refresh": tok.RefreshToken, "access": tok.AccessToken} {
+		if f.introspect(t, tk)["active"] != false {
+			t.Errorf("%s token still active after the SPA revoked its grant", name)
+		}
+	}
+	// Public clients still cannot introspect.
+	if resp, body := postForm(t, f.srv.URL+"/oauth2/introspect", url.Values{"token": {tok.AccessToken}, "client_id": {"spa"}}, "", ""); resp.StatusCode != http.StatusUnauthorized || body["error"] != "invalid_client" {
+		t.Errorf("public introspection: %d %v", resp.StatusCode, body)
+	}
 }

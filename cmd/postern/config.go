@@ -71,6 +71,7 @@ type clientConfig struct {
 	Scope                   string   `json:"scope"`
 	Audience                []string `json:"audience"`
 	Trusted                 bool     `json:"trusted"`
+	ResourceServer          bool     `json:"resource_server"`
 	// private_key_jwt (RFC 7523): the public keys, inline or by URL.
 	JWKS                        json.RawMessage `json:"jwks"`
 	JWKSURI                     string          `json:"jwks_uri"`
@@ -594,6 +595,7 @@ func (cc clientConfig) validate(path string, lt flows.Lifetimes) (*flows.Client,
 		Name:                    cc.ClientName,
 		TokenEndpointAuthMethod: cc.TokenEndpointAuthMethod,
 		Trusted:                 cc.Trusted,
+		ResourceServer:          cc.ResourceServer,
 		Audience:                cc.Audience,
 		Lifetimes:               lt,
 	}
