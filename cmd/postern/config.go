@@ -260,15 +260,27 @@ func expandEnv(raw []byte, getenv func(string) string) ([]byte, error) {
 func expandValue(v any, path string, getenv func(string) string) (any, error) {
 	switch t := v.(type) {
 	case string:
-		var missing string
+		var missing, forbidden string
 		s := envRef.ReplaceAllStringFunc(t, func(m string) string {
 			name := m[2 : len(m)-1]
+			if name == "POSTERN_SECRET" {
+				// The system secret keys every token and key; no
+				// configuration value has a reason to contain it, and a
+				// display name would publish it.
+				if forbidden == "" {
+					forbidden = name
+				}
+				return ""
+			}
 			val := getenv(name)
 			if val == "" && missing == "" {
 				missing = name
 			}
 			return val
 		})
+		if forbidden != "" {
+			return nil, errAt(path, "${%s} may not appear in the configuration", forbidden)
+		}
 		if missing != "" {
 			return nil, errAt(path, "environment variable %s is not set", missing)
 		}
