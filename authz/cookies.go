@@ -81,13 +81,30 @@ func (j *cookieJar) open(name, value string, v any) error {
 	return json.Unmarshal(plain, v)
 }
 
+// names: over https the cookies carry the __Host- prefix, which browsers
+// accept only from this exact host, Secure and with Path=/, so a sibling
+// subdomain or a plain-http page cannot plant one (cookie tossing).
+func (j *cookieJar) sessionName() string {
+	if j.secure {
+		return "__Host-" + sessionCookie
+	}
+	return sessionCookie
+}
+
+func (j *cookieJar) csrfName() string {
+	if j.secure {
+		return "__Host-" + csrfCookie
+	}
+	return csrfCookie
+}
+
 func (j *cookieJar) cookie(name, value string, maxAge int) *http.Cookie {
 	return &http.Cookie{Name: name, Value: value, Path: "/", MaxAge: maxAge, HttpOnly: true, Secure: j.secure, SameSite: http.SameSiteLaxMode}
 }
 
 // session returns the signed-in user, or nil.
 func (j *cookieJar) session(r *http.Request) *loginSession {
-	c, err := r.Cookie(sessionCookie)
+	c, err := r.Cookie(j.sessionName())
 	if err != nil {
 		return nil
 	}
@@ -109,43 +126,56 @@ func (j *cookieJar) startSession(w http.ResponseWriter, s loginSession) error {
 	if err != nil {
 		return err
 	}
-	http.SetCookie(w, j.cookie(sessionCookie, v, int(j.ttl/time.Second)))
+	http.SetCookie(w, j.cookie(j.sessionName(), v, int(j.ttl/time.Second)))
+	// A new session gets a new CSRF seed: a seed known from before the
+	// sign-in (planted, or read over a shared machine) is worth nothing.
+	j.newCSRFSeed(w)
 	return nil
 }
 
 func (j *cookieJar) endSession(w http.ResponseWriter) {
-	http.SetCookie(w, j.cookie(sessionCookie, "", -1))
+	http.SetCookie(w, j.cookie(j.sessionName(), "", -1))
+}
+
+func (j *cookieJar) newCSRFSeed(w http.ResponseWriter) string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	seed := base64.RawURLEncoding.EncodeToString(b)
+	http.SetCookie(w, j.cookie(j.csrfName(), seed, 0))
+	return seed
 }
 
 // csrfToken returns the token for this browser's forms, setting the CSRF
 // cookie first if the browser has none. The token is an HMAC of the cookie
-// (signed double-submit): a cross-site form cannot read the cookie, and a
-// planted cookie is useless without the server's key.
+// and of the signed-in session (signed double-submit, bound to the
+// session): a cross-site form cannot read the cookie, and a token obtained
+// in one session does not work in another.
 func (j *cookieJar) csrfToken(w http.ResponseWriter, r *http.Request) string {
 	seed := ""
-	if c, err := r.Cookie(csrfCookie); err == nil && len(c.Value) >= 32 {
+	if c, err := r.Cookie(j.csrfName()); err == nil && len(c.Value) >= 32 {
 		seed = c.Value
 	} else {
-		b := make([]byte, 32)
-		_, _ = rand.Read(b)
-		seed = base64.RawURLEncoding.EncodeToString(b)
-		http.SetCookie(w, j.cookie(csrfCookie, seed, 0))
+		seed = j.newCSRFSeed(w)
 	}
-	return j.csrfFor(seed)
+	return j.csrfFor(seed, j.session(r))
 }
 
-func (j *cookieJar) csrfFor(seed string) string {
+func (j *cookieJar) csrfFor(seed string, s *loginSession) string {
 	m := hmac.New(sha256.New, j.csrfKey)
 	m.Write([]byte(seed))
+	if s != nil {
+		fmt.Fprintf(m, "\x00%s\x00%d", s.Subject, s.AuthTime)
+	}
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
-// checkCSRF verifies the form's token against the cookie in constant time.
+// checkCSRF verifies the form's token against the cookie and the session
+// in constant time.
 func (j *cookieJar) checkCSRF(r *http.Request) bool {
-	c, err := r.Cookie(csrfCookie)
+	c, err := r.Cookie(j.csrfName())
 	if err != nil || len(c.Value) < 32 {
 		return false
 	}
 	got := r.PostForm.Get(csrfField)
-	return got != "" && hmac.Equal([]byte(got), []byte(j.csrfFor(c.Value)))
+	return got != "" && hmac.Equal([]byte(got), []byte(j.csrfFor(c.Value, j.session(r))))
 }

@@ -192,7 +192,7 @@ func TestSAMLACS(t *testing.T) {
 	var session, binding *http.Cookie
 	for _, c := range rec.Result().Cookies() {
 		switch c.Name {
-		case sessionCookie:
+		case f.srv.jar.sessionName():
 			session = c
 		case samlCookieName:
 			binding = c
