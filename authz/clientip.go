@@ -33,7 +33,7 @@ func peerIP(r *http.Request) string {
 // every request would otherwise share one address, and one attacker could
 // pause logins for everyone); the chain is read from the right and the
 // first hop that is not a trusted proxy is the client.
-func withClientIP(r *http.Request, trusted []netip.Prefix) *http.Request {
+func withClientIP(r *http.Request, trusted []netip.Prefix, header string) *http.Request {
 	if len(trusted) == 0 {
 		return r
 	}
@@ -41,7 +41,7 @@ func withClientIP(r *http.Request, trusted []netip.Prefix) *http.Request {
 	if err != nil || !isTrusted(peer.Unmap(), trusted) {
 		return r
 	}
-	hops := forwardedFor(r.Header)
+	hops := forwardedFor(r.Header, header)
 	client := ""
 	for i := len(hops) - 1; i >= 0; i-- {
 		a, err := netip.ParseAddr(hops[i])
@@ -68,12 +68,20 @@ func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
 	return false
 }
 
-// forwardedFor lists the client-side hops, nearest last: RFC 7239 for=
-// values when a Forwarded header is present, else X-Forwarded-For.
-func forwardedFor(h http.Header) []string {
+// Which forwarding header the trusted proxies set. Only that one is read:
+// proxies commonly set one family and pass the other through from the
+// client, who could then choose the address.
+const (
+	HeaderXForwardedFor = "x-forwarded"
+	HeaderForwarded     = "forwarded"
+)
+
+// forwardedFor lists the client-side hops, nearest last, from RFC 7239
+// for= values or from X-Forwarded-For.
+func forwardedFor(h http.Header, header string) []string {
 	var hops []string
-	if fwd := h.Values("Forwarded"); len(fwd) > 0 {
-		for _, line := range fwd {
+	if header == HeaderForwarded {
+		for _, line := range h.Values("Forwarded") {
 			for _, elem := range strings.Split(line, ",") {
 				for _, pair := range strings.Split(elem, ";") {
 					k, v, ok := strings.Cut(strings.TrimSpace(pair), "=")

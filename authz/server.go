@@ -50,6 +50,9 @@ type Config struct {
 	// TrustedProxies are the peers whose Forwarded / X-Forwarded-For
 	// headers name the real client (load balancers in front of Postern).
 	TrustedProxies []netip.Prefix
+	// ForwardedHeader names the header family those proxies set:
+	// HeaderXForwardedFor (default) or HeaderForwarded.
+	ForwardedHeader string
 	// SAML are the identity providers users may sign in with, in the
 	// order of the login page's buttons (see saml.go).
 	SAML []*flows.SAMLProvider
@@ -210,7 +213,7 @@ func (s *Server) routes() *mux.Router {
 // ServeHTTP bounds every body before anything reads it.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
-	s.router.ServeHTTP(w, withClientIP(r, s.cfg.TrustedProxies))
+	s.router.ServeHTTP(w, withClientIP(r, s.cfg.TrustedProxies, s.cfg.ForwardedHeader))
 }
 
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {

@@ -29,11 +29,17 @@ type Config struct {
 	// set it decides the Forwarded header and the challenge realm; nil means
 	// "as the request (or a trusted proxy) says".
 	PublicURL *url.URL
-	// TrustedProxies are the peers whose Forwarded and X-Forwarded-* headers
-	// are believed. Everyone else's are discarded.
+	// TrustedProxies are the peers whose forwarding headers (the family
+	// ForwardedHeader names) are believed. Everyone else's are discarded.
 	TrustedProxies []netip.Prefix
-	Cache          CacheConfig
-	JWKS           JWKSConfig
+	// ForwardedHeader names the one header family the trusted proxies set,
+	// overwriting whatever the client sent: ForwardedHeaderX ("x-forwarded",
+	// the default for "") or ForwardedHeaderRFC7239 ("forwarded"). The other
+	// family is ignored even from a trusted peer, since proxies such as
+	// nginx and AWS ALB pass it through from the client unchanged.
+	ForwardedHeader string
+	Cache           CacheConfig
+	JWKS            JWKSConfig
 	// Tiers are named rate limits; ClientTiers puts a client in one. A
 	// client without a tier gets its route's Tier; no tier means no limit.
 	Tiers       map[string]Tier
@@ -123,6 +129,14 @@ type BasicAuth struct {
 	Password string
 }
 
+// ForwardedHeader values.
+const (
+	// ForwardedHeaderX: X-Forwarded-For, -Proto, -Host, -Port, -Prefix.
+	ForwardedHeaderX = "x-forwarded"
+	// ForwardedHeaderRFC7239: Forwarded (RFC 7239).
+	ForwardedHeaderRFC7239 = "forwarded"
+)
+
 // Defaults.
 const (
 	DefaultCacheTTL         = 30 * time.Second
@@ -146,6 +160,11 @@ func (c *Config) check() error {
 	var errs []error
 	if c.Issuer == "" {
 		errs = append(errs, errors.New("issuer is required"))
+	}
+	switch c.ForwardedHeader {
+	case "", ForwardedHeaderX, ForwardedHeaderRFC7239:
+	default:
+		errs = append(errs, fmt.Errorf("forwarded_header %q must be %q or %q", c.ForwardedHeader, ForwardedHeaderX, ForwardedHeaderRFC7239))
 	}
 	needAuth := false
 	seen := map[string]bool{}

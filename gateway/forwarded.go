@@ -21,10 +21,17 @@ type clientView struct {
 type forwardedPolicy struct {
 	public  *clientView // from Config.PublicURL; wins over everything
 	trusted []netip.Prefix
+	// rfc7239: the trusted proxies set Forwarded; otherwise X-Forwarded-*.
+	// Only that family is read. A proxy overwrites the headers it sets but
+	// passes the other family on from the client as it came, so reading
+	// both would let the client speak for the proxy.
+	rfc7239 bool
 }
 
-func newForwardedPolicy(publicURL *url.URL, trusted []netip.Prefix) *forwardedPolicy {
-	p := &forwardedPolicy{trusted: trusted}
+// newForwardedPolicy: header is Config.ForwardedHeader ("" means
+// ForwardedHeaderX).
+func newForwardedPolicy(publicURL *url.URL, trusted []netip.Prefix, header string) *forwardedPolicy {
+	p := &forwardedPolicy{trusted: trusted, rfc7239: header == ForwardedHeaderRFC7239}
 	if publicURL != nil {
 		v := clientView{proto: strings.ToLower(publicURL.Scheme)}
 		v.host, v.port = splitHostPort(publicURL.Host, v.proto)
@@ -78,13 +85,14 @@ func directView(r *http.Request) clientView {
 	return v
 }
 
-// fromProxy reads Forwarded (preferred, RFC 7239) or X-Forwarded-*. It
-// starts from the base the peer itself would give and overrides only what
-// the headers state validly, so a garbled header degrades to the request.
+// fromProxy reads the configured family: Forwarded (RFC 7239) or
+// X-Forwarded-*, never the other. It starts from the base the peer itself
+// would give and overrides only what the headers state validly, so a
+// garbled header degrades to the request.
 func (p *forwardedPolicy) fromProxy(r *http.Request) (clientView, bool) {
 	base := directView(r)
-	if fw := r.Header.Values("Forwarded"); len(fw) > 0 {
-		el := p.chosenElement(parseForwarded(fw))
+	if p.rfc7239 {
+		el := p.chosenElement(parseForwarded(r.Header.Values("Forwarded")))
 		if el == nil {
 			return base, false
 		}
@@ -375,8 +383,9 @@ func unquote(s string) string {
 
 // clientIP is the address rate limits on public routes are keyed by: the
 // peer, or, when the peer is a trusted proxy, the nearest untrusted
-// address it reports (X-Forwarded-For or Forwarded for=, read from the
-// right, since entries further left may be forged by the client).
+// address it reports (X-Forwarded-For or Forwarded for=, whichever family
+// is configured, read from the right, since entries further left may be
+// forged by the client).
 func (p *forwardedPolicy) clientIP(r *http.Request) string {
 	peer, ok := parseIP(r.RemoteAddr)
 	if !ok {
@@ -386,8 +395,8 @@ func (p *forwardedPolicy) clientIP(r *http.Request) string {
 		return peer.String()
 	}
 	var chain []string
-	if fw := r.Header.Values("Forwarded"); len(fw) > 0 {
-		for _, el := range parseForwarded(fw) {
+	if p.rfc7239 {
+		for _, el := range parseForwarded(r.Header.Values("Forwarded")) {
 			chain = append(chain, el["for"])
 		}
 	} else {

@@ -2,11 +2,14 @@ package gateway
 
 import (
 	"crypto/tls"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"strings"
 	"testing"
+	"time"
 )
 
 func TestForwardedHeader(t *testing.T) {
@@ -21,6 +24,7 @@ func TestForwardedHeader(t *testing.T) {
 		name        string
 		publicURL   string
 		trusted     []netip.Prefix
+		header      string // Config.ForwardedHeader; "" is x-forwarded
 		req         req
 		routePrefix string
 		want        string
@@ -88,25 +92,74 @@ func TestForwardedHeader(t *testing.T) {
 				"X-Forwarded-Proto": "gopher", "X-Forwarded-Host": `api.example.com"; x=`, "X-Forwarded-Prefix": "/a/../b",
 			}}, trusted: trusted,
 			want: "proto=http;host=gw;port=8080"},
-		{name: "trusted proxy Forwarded",
+		{name: "forwarded mode: trusted proxy Forwarded",
 			req: req{remote: "10.0.0.5:5000", host: "gw", headers: map[string]string{
 				"Forwarded": `for=192.0.2.60;proto=https;host="api.example.com:8443"`,
-			}}, trusted: trusted,
+			}}, trusted: trusted, header: ForwardedHeaderRFC7239,
 			want: "proto=https;host=api.example.com;port=8443"},
-		{name: "Forwarded wins over X-Forwarded-*",
+		{name: "forwarded mode: trusted proxy prefix",
 			req: req{remote: "10.0.0.5:5000", host: "gw", headers: map[string]string{
-				"Forwarded": `for=192.0.2.60;proto=https;host=api.example.com`, "X-Forwarded-Host": "other.example",
-			}}, trusted: trusted,
-			want: "proto=https;host=api.example.com"},
-		{name: "Forwarded chain: client-forged leftmost element is skipped",
+				"Forwarded": `for=192.0.2.60;proto=https;host=api.example.com;prefix=/api`,
+			}}, trusted: trusted, header: ForwardedHeaderRFC7239, routePrefix: "/v1",
+			want: "proto=https;host=api.example.com;prefix=/api/v1"},
+		{name: "forwarded mode: Forwarded chain, client-forged leftmost element is skipped",
 			req: req{remote: "10.0.0.5:5000", host: "gw", headers: map[string]string{
 				"Forwarded": `for=1.2.3.4;proto=http;host=evil.example, for=192.0.2.60;proto=https;host=api.example.com`,
-			}}, trusted: trusted,
+			}}, trusted: trusted, header: ForwardedHeaderRFC7239,
 			want: "proto=https;host=api.example.com"},
-		{name: "Forwarded chain through two trusted proxies",
+		{name: "forwarded mode: Forwarded chain through two trusted proxies",
 			req: req{remote: "10.0.0.5:5000", host: "gw", headers: map[string]string{
 				"Forwarded": `for=192.0.2.60;proto=https;host=api.example.com, for=10.0.0.9;proto=http;host=lb.internal`,
+			}}, trusted: trusted, header: ForwardedHeaderRFC7239,
+			want: "proto=https;host=api.example.com"},
+
+		// Both families present: only the configured one counts. The
+		// other is what the client sent, passed through by the proxy.
+		{name: "x-forwarded mode, trusted peer, both families: client's Forwarded is ignored",
+			req: req{remote: "10.0.0.5:5000", host: "gw", headers: map[string]string{
+				"X-Forwarded-Proto": "https", "X-Forwarded-Host": "api.example.com",
+				"Forwarded": `for=6.6.6.6;proto=http;host=evil.example;port=81;prefix=/evil`,
+			}}, trusted: trusted, routePrefix: "/v1",
+			want: "proto=https;host=api.example.com;prefix=/v1"},
+		{name: "explicit x-forwarded mode, trusted peer, both families",
+			req: req{remote: "10.0.0.5:5000", host: "gw", headers: map[string]string{
+				"X-Forwarded-Proto": "https", "X-Forwarded-Host": "api.example.com",
+				"Forwarded": `proto=http;host=evil.example`,
+			}}, trusted: trusted, header: ForwardedHeaderX,
+			want: "proto=https;host=api.example.com"},
+		{name: "x-forwarded mode, trusted peer, only a client Forwarded: the request itself",
+			req: req{remote: "10.0.0.5:5000", host: "gw:8080", headers: map[string]string{
+				"Forwarded": `proto=https;host=evil.example;prefix=/evil`,
+			}}, trusted: trusted, routePrefix: "/v1",
+			want: "proto=http;host=gw;port=8080;prefix=/v1"},
+		{name: "x-forwarded mode, untrusted peer, both families",
+			req: req{remote: "192.0.2.1:5000", host: "gw:8080", headers: map[string]string{
+				"X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.example",
+				"Forwarded": `proto=https;host=evil.example`,
 			}}, trusted: trusted,
+			want: "proto=http;host=gw;port=8080"},
+		{name: "forwarded mode, trusted peer, both families: client's X-Forwarded-* is ignored",
+			req: req{remote: "10.0.0.5:5000", host: "gw", headers: map[string]string{
+				"Forwarded":         `for=192.0.2.60;proto=https;host=api.example.com`,
+				"X-Forwarded-Proto": "http", "X-Forwarded-Host": "evil.example", "X-Forwarded-Port": "81", "X-Forwarded-Prefix": "/evil",
+			}}, trusted: trusted, header: ForwardedHeaderRFC7239, routePrefix: "/v1",
+			want: "proto=https;host=api.example.com;prefix=/v1"},
+		{name: "forwarded mode, trusted peer, only client X-Forwarded-*: the request itself",
+			req: req{remote: "10.0.0.5:5000", host: "gw:8080", headers: map[string]string{
+				"X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.example", "X-Forwarded-Prefix": "/evil",
+			}}, trusted: trusted, header: ForwardedHeaderRFC7239,
+			want: "proto=http;host=gw;port=8080"},
+		{name: "forwarded mode, untrusted peer, both families",
+			req: req{remote: "192.0.2.1:5000", host: "gw:8080", headers: map[string]string{
+				"X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.example",
+				"Forwarded": `proto=https;host=evil.example`,
+			}}, trusted: trusted, header: ForwardedHeaderRFC7239,
+			want: "proto=http;host=gw;port=8080"},
+		{name: "public_url wins in forwarded mode too",
+			publicURL: "https://api.example.com",
+			req: req{remote: "10.0.0.5:5000", host: "gw", headers: map[string]string{
+				"Forwarded": `proto=http;host=evil.example`,
+			}}, trusted: trusted, header: ForwardedHeaderRFC7239,
 			want: "proto=https;host=api.example.com"},
 		{name: "trusted IPv6 peer",
 			req: req{remote: "[2001:db8::5]:5000", host: "gw", headers: map[string]string{
@@ -123,7 +176,7 @@ func TestForwardedHeader(t *testing.T) {
 			if tt.publicURL != "" {
 				pub = mustURL(tt.publicURL)
 			}
-			p := newForwardedPolicy(pub, tt.trusted)
+			p := newForwardedPolicy(pub, tt.trusted, tt.header)
 			r := httptest.NewRequest(http.MethodGet, "/", nil)
 			r.RemoteAddr, r.Host = tt.req.remote, tt.req.host
 			if tt.req.tls {
@@ -140,13 +193,13 @@ func TestForwardedHeader(t *testing.T) {
 }
 
 func TestRealm(t *testing.T) {
-	if got := newForwardedPolicy(nil, nil).realm(); got != "postern" {
+	if got := newForwardedPolicy(nil, nil, "").realm(); got != "postern" {
 		t.Errorf("realm without public_url = %q", got)
 	}
-	if got := newForwardedPolicy(mustURL("https://api.example.com"), nil).realm(); got != "api.example.com" {
+	if got := newForwardedPolicy(mustURL("https://api.example.com"), nil, "").realm(); got != "api.example.com" {
 		t.Errorf("realm = %q", got)
 	}
-	if got := newForwardedPolicy(mustURL("https://api.example.com:8443"), nil).realm(); got != "api.example.com:8443" {
+	if got := newForwardedPolicy(mustURL("https://api.example.com:8443"), nil, "").realm(); got != "api.example.com:8443" {
 		t.Errorf("realm = %q", got)
 	}
 }
@@ -165,26 +218,133 @@ func TestParseForwarded(t *testing.T) {
 }
 
 func TestClientIP(t *testing.T) {
-	p := newForwardedPolicy(nil, []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")})
+	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	const (
+		xf  = ForwardedHeaderX
+		rfc = ForwardedHeaderRFC7239
+	)
 	tests := []struct {
+		header string // "" is x-forwarded
 		remote string
 		hdr    map[string]string
 		want   string
 	}{
-		{"192.0.2.1:1", map[string]string{"X-Forwarded-For": "1.1.1.1"}, "192.0.2.1"},
-		{"10.0.0.1:1", map[string]string{"X-Forwarded-For": "6.6.6.6, 192.0.2.7, 10.0.0.2"}, "192.0.2.7"},
-		{"10.0.0.1:1", map[string]string{"Forwarded": "for=6.6.6.6, for=192.0.2.8"}, "192.0.2.8"},
-		{"10.0.0.1:1", nil, "10.0.0.1"},
-		{"[::ffff:192.0.2.9]:1", nil, "192.0.2.9"},
+		{"", "192.0.2.1:1", map[string]string{"X-Forwarded-For": "1.1.1.1"}, "192.0.2.1"},
+		{"", "10.0.0.1:1", map[string]string{"X-Forwarded-For": "6.6.6.6, 192.0.2.7, 10.0.0.2"}, "192.0.2.7"},
+		{"", "10.0.0.1:1", nil, "10.0.0.1"},
+		{"", "[::ffff:192.0.2.9]:1", nil, "192.0.2.9"},
+		{rfc, "10.0.0.1:1", map[string]string{"Forwarded": "for=6.6.6.6, for=192.0.2.8"}, "192.0.2.8"},
+		{rfc, "10.0.0.1:1", map[string]string{"Forwarded": "for=6.6.6.6, for=192.0.2.8, for=10.0.0.3"}, "192.0.2.8"},
+		{rfc, "10.0.0.1:1", nil, "10.0.0.1"},
+
+		// Both families from a trusted peer: only the configured one.
+		{"", "10.0.0.1:1", map[string]string{"X-Forwarded-For": "192.0.2.7", "Forwarded": "for=6.6.6.6"}, "192.0.2.7"},
+		{xf, "10.0.0.1:1", map[string]string{"X-Forwarded-For": "192.0.2.7", "Forwarded": "for=6.6.6.6"}, "192.0.2.7"},
+		{rfc, "10.0.0.1:1", map[string]string{"X-Forwarded-For": "6.6.6.6", "Forwarded": "for=192.0.2.8"}, "192.0.2.8"},
+		// Only the other family: the client's, so the peer is the client.
+		{"", "10.0.0.1:1", map[string]string{"Forwarded": "for=6.6.6.6"}, "10.0.0.1"},
+		{rfc, "10.0.0.1:1", map[string]string{"X-Forwarded-For": "6.6.6.6"}, "10.0.0.1"},
+		// Untrusted peer: neither family.
+		{"", "192.0.2.1:1", map[string]string{"X-Forwarded-For": "6.6.6.6", "Forwarded": "for=6.6.6.7"}, "192.0.2.1"},
+		{rfc, "192.0.2.1:1", map[string]string{"X-Forwarded-For": "6.6.6.6", "Forwarded": "for=6.6.6.7"}, "192.0.2.1"},
 	}
 	for _, tt := range tests {
+		p := newForwardedPolicy(nil, trusted, tt.header)
 		r := httptest.NewRequest(http.MethodGet, "/", nil)
 		r.RemoteAddr = tt.remote
 		for k, v := range tt.hdr {
 			r.Header.Set(k, v)
 		}
 		if got := p.clientIP(r); got != tt.want {
-			t.Errorf("clientIP(%s, %v) = %s, want %s", tt.remote, tt.hdr, got, tt.want)
+			t.Errorf("clientIP(%q mode, %s, %v) = %s, want %s", tt.header, tt.remote, tt.hdr, got, tt.want)
+		}
+	}
+}
+
+// TestForwardedHeaderRateLimit: behind a trusted proxy in x-forwarded
+// mode, a client cannot escape its public-route bucket by sending a fresh
+// Forwarded for= each time; in forwarded mode, the same with
+// X-Forwarded-For.
+func TestForwardedHeaderRateLimit(t *testing.T) {
+	for _, tt := range []struct {
+		header, forged, forgedFmt, real, realValue string
+	}{
+		{ForwardedHeaderX, "Forwarded", "for=198.51.100.%d", "X-Forwarded-For", "192.0.2.7"},
+		{ForwardedHeaderRFC7239, "X-Forwarded-For", "198.51.100.%d", "Forwarded", "for=192.0.2.7"},
+	} {
+		t.Run(tt.header, func(t *testing.T) {
+			h := newHarness(t, func(c *Config) {
+				c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+				c.ForwardedHeader = tt.header
+				c.Tiers = map[string]Tier{"bronze": {Requests: 2, Per: time.Hour}}
+				c.Routes[2].Tier = "bronze"
+			})
+			for i := range 3 {
+				resp, _ := h.get(t, "/status", "", map[string]string{tt.real: tt.realValue, tt.forged: fmt.Sprintf(tt.forgedFmt, i)})
+				if want := []int{200, 200, 429}[i]; resp.StatusCode != want {
+					t.Errorf("request %d with a forged %s: status %d, want %d", i, tt.forged, resp.StatusCode, want)
+				}
+			}
+			// Another client behind the same proxy has its own bucket.
+			other := "192.0.2.8"
+			if tt.real == "Forwarded" {
+				other = "for=" + other
+			}
+			if resp, _ := h.get(t, "/status", "", map[string]string{tt.real: other}); resp.StatusCode != 200 {
+				t.Errorf("another client behind the proxy: status %d, want 200", resp.StatusCode)
+			}
+		})
+	}
+}
+
+// TestForwardedHeaderPreflightLimit: the CORS preflight limiter keys by the
+// same address: a forged header of the other family buys no new bucket.
+func TestForwardedHeaderPreflightLimit(t *testing.T) {
+	clock := newFakeClock()
+	h := newCORSHarness(t, func(c *Config) {
+		c.Now = clock.Now
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	})
+	preflight := func(hdr map[string]string) int {
+		req, _ := http.NewRequest(http.MethodOptions, h.srv.URL+"/search/v1/x", nil)
+		req.Header.Set("Origin", appOrigin)
+		req.Header.Set("Access-Control-Request-Method", "GET")
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, _ := h.do(t, req)
+		return resp.StatusCode
+	}
+	for i := range preflightLimit.Burst {
+		if st := preflight(map[string]string{"X-Forwarded-For": "192.0.2.7", "Forwarded": fmt.Sprintf("for=198.51.100.%d", i%250)}); st != http.StatusNoContent {
+			t.Fatalf("preflight %d: status %d", i, st)
+		}
+	}
+	if st := preflight(map[string]string{"X-Forwarded-For": "192.0.2.7", "Forwarded": "for=203.0.113.1"}); st != http.StatusTooManyRequests {
+		t.Errorf("over the limit with a fresh forged Forwarded: status %d, want 429", st)
+	}
+	if st := preflight(map[string]string{"X-Forwarded-For": "192.0.2.8"}); st != http.StatusNoContent {
+		t.Errorf("another client behind the proxy: status %d, want 204", st)
+	}
+}
+
+func TestForwardedHeaderConfig(t *testing.T) {
+	f := newFakeAuth(t)
+	for _, v := range []string{"", ForwardedHeaderX, ForwardedHeaderRFC7239} {
+		cfg := f.config("http://127.0.0.1:1")
+		cfg.ForwardedHeader = v
+		g, err := New(cfg)
+		if err != nil {
+			t.Errorf("ForwardedHeader %q: %v", v, err)
+			continue
+		}
+		g.Close()
+	}
+	for _, v := range []string{"X-Forwarded", "both", "x-forwarded-for"} {
+		cfg := f.config("http://127.0.0.1:1")
+		cfg.ForwardedHeader = v
+		if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "forwarded_header") {
+			t.Errorf("ForwardedHeader %q: err = %v, want a forwarded_header error", v, err)
 		}
 	}
 }

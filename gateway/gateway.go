@@ -55,7 +55,7 @@ func New(cfg Config) (*Gateway, error) {
 	g := &Gateway{
 		log:           log,
 		metrics:       newMetrics(),
-		fwd:           newForwardedPolicy(cfg.PublicURL, cfg.TrustedProxies),
+		fwd:           newForwardedPolicy(cfg.PublicURL, cfg.TrustedProxies, cfg.ForwardedHeader),
 		protected:     newProtectedHeaders(cfg.ClaimHeaders),
 		claimHeaders:  map[string]string{},
 		clientTiers:   map[string]*tierState{},
@@ -194,6 +194,10 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request) (label, clientI
 	rt := g.routes.match(r.URL.Path)
 	if rt == nil {
 		writeError(w, http.StatusNotFound, "not_found", "No route for this path.")
+		return "", ""
+	}
+	if !rawPrefixIntact(rt.prefix, r.URL.EscapedPath()) {
+		writeError(w, http.StatusBadRequest, "invalid_request", "The request path is not in canonical form.")
 		return "", ""
 	}
 	if rt.cors != nil {

@@ -220,6 +220,110 @@ func TestProxyRejections(t *testing.T) {
 	}
 }
 
+// TestProxyPathSpellings: with /api public and /api/admin needing a
+// scope, no spelling of a path may reach /api/admin's resources through
+// the public route. Path parameters (";", raw or %3B) are refused outright,
+// since Tomcat, Jetty and Spring drop them; an encoded slash is refused
+// where it would split the route prefix differently for the gateway and
+// the backend; encoded dot segments decode to dot segments and are
+// refused. Every refusal is the gateway's own 400, never proxied.
+func TestProxyPathSpellings(t *testing.T) {
+	h := newHarness(t, func(c *Config) {
+		backend := c.Routes[0].Upstream // the echo backend
+		c.Routes = []Route{
+			{PathPrefix: "/api", Upstream: backend, Public: true},
+			{PathPrefix: "/api/admin", Upstream: backend, Scopes: []string{"write"}},
+		}
+	})
+	tests := []struct {
+		path              string
+		status            int
+		wantPath, wantRaw string // what the backend decoded and (if not the default escaping) received, for 200
+	}{
+		// The reported bypass and its variants.
+		{"/api/admin;x/users", 400, "", ""},
+		{"/api/admin;/users", 400, "", ""},
+		{"/api/admin%3Bx/users", 400, "", ""},
+		{"/api/admin%3bx/users", 400, "", ""},
+		{"/api/admin%3B/users", 400, "", ""},
+		{"/api;x/admin/users", 400, "", ""},
+		{"/api%3Bx/admin/users", 400, "", ""},
+		{"/api/admin/users;jsessionid=1", 400, "", ""},
+		{"/api/users;x", 400, "", ""},
+		{"/api/admin/..;/users", 400, "", ""},
+		{"/api/%2e%2e;/admin/users", 400, "", ""},
+		// Encoded slashes inside the route prefix.
+		{"/api%2Fadmin/users", 400, "", ""},
+		{"/api%2fadmin/users", 400, "", ""},
+		{"/api/admin%2Fusers", 400, "", ""},
+		{"/api%2Fusers", 400, "", ""},
+		// Encoded dot segments and backslashes.
+		{"/api/x/%2E%2E/admin/users", 400, "", ""},
+		{"/api/x/%2e%2e/admin/users", 400, "", ""},
+		{"/api/x/.%2E/admin/users", 400, "", ""},
+		{"/api/%2E/admin/users", 400, "", ""},
+		{"/api/x%2F..%2Fadmin/users", 400, "", ""},
+		{"/api/x%5C..%5Cadmin/users", 400, "", ""},
+		// Accepted: nothing the backend could read differently.
+		{"/api/users", 200, "/api/users", ""},
+		{"/api/users/a%2Fb", 200, "/api/users/a/b", "/api/users/a%2Fb"}, // encoded slash after the prefix passes unchanged
+		{"/api/file%2Ejson", 200, "/api/file.json", "/api/file%2Ejson"}, // %2E is '.', any backend decodes it alike
+		{"/api/admin%253Bx", 200, "/api/admin%3Bx", ""},                 // double-encoded: a literal "%3B" after one decoding
+		{"/api/admin/users", 401, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			hits := h.backend.hits.Load()
+			req, _ := http.NewRequest(http.MethodGet, h.srv.URL+"/", nil)
+			req.URL.Opaque = tt.path // sent exactly as written
+			resp, body := h.do(t, req)
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tt.status, body)
+			}
+			if tt.status != 200 {
+				if h.backend.hits.Load() != hits {
+					t.Errorf("refused request reached the backend")
+				}
+				if tt.status == 400 && !strings.Contains(string(body), `"invalid_request"`) {
+					t.Errorf("body = %s, want invalid_request", body)
+				}
+				return
+			}
+			if e := decodeEcho(t, body); e.Path != tt.wantPath || e.RawPath != tt.wantRaw {
+				t.Errorf("backend got %q (raw %q), want %q (raw %q)", e.Path, e.RawPath, tt.wantPath, tt.wantRaw)
+			}
+		})
+	}
+}
+
+// TestProxyEncodedSlashPublicChild: with /api needing a token and
+// /api/public public, "/api%2Fpublic/secret" matches the public route on
+// the decoded path, while a backend that keeps %2F as data routes on a
+// first segment "api%2Fpublic" the gateway never checked. It is refused,
+// not proxied; an encoded slash after the prefix still passes.
+func TestProxyEncodedSlashPublicChild(t *testing.T) {
+	h := newHarness(t, func(c *Config) {
+		backend := c.Routes[0].Upstream
+		c.Routes = []Route{
+			{PathPrefix: "/api", Upstream: backend, Scopes: []string{"read"}},
+			{PathPrefix: "/api/public", Upstream: backend, Public: true},
+		}
+	})
+	for _, p := range []string{"/api%2Fpublic/secret", "/api%2fpublic", "/api/public%2Fsecret"} {
+		req, _ := http.NewRequest(http.MethodGet, h.srv.URL+"/", nil)
+		req.URL.Opaque = p
+		if resp, body := h.do(t, req); resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("%s: status %d, want 400: %s", p, resp.StatusCode, body)
+		}
+	}
+	if n := h.backend.hits.Load(); n != 0 {
+		t.Errorf("%d refused requests reached the backend", n)
+	}
+	if resp, _ := h.get(t, "/api/public/a%2Fb", "", nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("encoded slash after the public prefix: status %d, want 200", resp.StatusCode)
+	}
+}
+
 func TestProxyPublicRoute(t *testing.T) {
 	h := newHarness(t, nil)
 	resp, body := h.get(t, "/status/ping", "", map[string]string{"X-Authenticated-Userid": "mallory", "Authorization": "Bearer whatever"})

@@ -3,6 +3,8 @@ package test
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -87,8 +89,6 @@ func TestGatewayForwarded(t *testing.T) {
 			"proto=https;host=api.example.com;prefix=/search/v1"},
 		{"trusted front proxy, non-default port", behindProxy, map[string]string{"X-Forwarded-Proto": "https", "X-Forwarded-Host": "api.example.com:8443"},
 			"proto=https;host=api.example.com;port=8443;prefix=/search/v1"},
-		{"trusted front proxy, Forwarded", behindProxy, map[string]string{"Forwarded": `for=192.0.2.60;proto=https;host=api.example.com`},
-			"proto=https;host=api.example.com;prefix=/search/v1"},
 		{"trusted front proxy that removed a prefix", behindProxy, map[string]string{"X-Forwarded-Proto": "https", "X-Forwarded-Host": "api.example.com", "X-Forwarded-Prefix": "/api"},
 			"proto=https;host=api.example.com;prefix=/api/search/v1"},
 	}
@@ -108,6 +108,77 @@ func TestGatewayForwarded(t *testing.T) {
 	resp, _ := gwGet(t, public.URL+"/billing/invoices", "", nil)
 	if got := resp.Header.Get("WWW-Authenticate"); got != `Bearer realm="api.example.com"` {
 		t.Errorf("challenge = %q", got)
+	}
+}
+
+// TestGatewayForwardedHeader: forwarded_header names the one header family
+// the trusted proxy overwrites; the other family is the client's, passed
+// through by the proxy, and counts for nothing: not for the Forwarded the
+// backend gets, not for the address public routes are rate limited by.
+func TestGatewayForwardedHeader(t *testing.T) {
+	f := newGWFixture(t, `{"access_token_format": "opaque"}`)
+	backend := startEchoBackend(t)
+	tok := f.token(t, "billing")
+	mod := func(header string) func(map[string]any) {
+		return func(c map[string]any) {
+			c["trusted_proxies"] = []string{"127.0.0.1/32"}
+			if header != "" {
+				c["forwarded_header"] = header
+			}
+			c["tiers"] = map[string]any{"ip": map[string]any{"requests": 2, "per": "1h"}}
+			c["routes"].([]any)[2].(map[string]any)["tier"] = "ip"
+		}
+	}
+	xf := f.startGateway(t, backend.URL, mod("")) // x-forwarded, the default
+	rfc := f.startGateway(t, backend.URL, mod("forwarded"))
+	xfPort := xf.URL[strings.LastIndexByte(xf.URL, ':')+1:]
+	rfcPort := rfc.URL[strings.LastIndexByte(rfc.URL, ':')+1:]
+
+	both := map[string]string{
+		"X-Forwarded-Proto": "https", "X-Forwarded-Host": "xf.example.com", "X-Forwarded-Prefix": "/xf",
+		"Forwarded": `for=192.0.2.60;proto=https;host=rfc.example.com;prefix=/rfc`,
+	}
+	tests := []struct {
+		name string
+		gw   *gwProc
+		hdr  map[string]string
+		want string
+	}{
+		{"x-forwarded, both families", xf, both, "proto=https;host=xf.example.com;prefix=/xf/search/v1"},
+		{"x-forwarded, only a client Forwarded", xf, map[string]string{"Forwarded": both["Forwarded"]},
+			"proto=http;host=127.0.0.1;port=" + xfPort + ";prefix=/search/v1"},
+		{"forwarded, both families", rfc, both, "proto=https;host=rfc.example.com;prefix=/rfc/search/v1"},
+		{"forwarded, only client X-Forwarded-*", rfc, map[string]string{"X-Forwarded-Proto": "https", "X-Forwarded-Host": "xf.example.com"},
+			"proto=http;host=127.0.0.1;port=" + rfcPort + ";prefix=/search/v1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			seen := gwSeen(t, tt.gw.URL+"/search/v1/items/7", tok, tt.hdr)
+			if seen.Forwarded != tt.want {
+				t.Errorf("Forwarded = %q\n          want %q", seen.Forwarded, tt.want)
+			}
+		})
+	}
+
+	// A public route's per-address bucket: a fresh address in the other
+	// family each time buys nothing.
+	for _, c := range []struct {
+		gw                  *gwProc
+		real, value, forged string
+	}{
+		{xf, "X-Forwarded-For", "192.0.2.7", "Forwarded"},
+		{rfc, "Forwarded", "for=192.0.2.7", "X-Forwarded-For"},
+	} {
+		for i, want := range []int{200, 200, 429} {
+			forged := fmt.Sprintf("198.51.100.%d", i)
+			if c.forged == "Forwarded" {
+				forged = "for=" + forged
+			}
+			resp, _ := gwGet(t, c.gw.URL+"/status/ping", "", map[string]string{c.real: c.value, c.forged: forged})
+			if resp.StatusCode != want {
+				t.Errorf("%s %s, forged %s, request %d: status %d, want %d", c.real, c.value, c.forged, i, resp.StatusCode, want)
+			}
+		}
 	}
 }
 
@@ -143,6 +214,66 @@ func TestGatewayRejections(t *testing.T) {
 			status, challenge := gwStatus(t, gw.URL+tt.path, tt.token)
 			if status != tt.status || challenge != tt.challenge {
 				t.Errorf("got %d %q\n want %d %q", status, challenge, tt.status, tt.challenge)
+			}
+		})
+	}
+}
+
+// TestGatewayPathSpellings: with /api public and /api/admin needing the
+// write scope, "/api/admin;x/users" must not reach the backend through the
+// public route (Tomcat, Jetty and Spring would serve /api/admin/users), nor
+// any encoded spelling of it; each is the gateway's own 400.
+func TestGatewayPathSpellings(t *testing.T) {
+	f := newGWFixture(t, `{"access_token_format": "opaque"}`)
+	backend := startEchoBackend(t)
+	gw := f.startGateway(t, backend.URL, func(c map[string]any) {
+		c["routes"] = []any{
+			map[string]any{"path_prefix": "/api", "upstream": backend.URL, "public": true},
+			map[string]any{"path_prefix": "/api/admin", "upstream": backend.URL, "scopes": []string{"write"}},
+		}
+	})
+	tests := []struct {
+		path   string
+		status int
+	}{
+		{"/api/admin;x/users", 400},
+		{"/api/admin%3Bx/users", 400},
+		{"/api/admin%3bx/users", 400},
+		{"/api/users;jsessionid=1", 400},
+		{"/api/admin/..;/users", 400},
+		{"/api%2Fadmin/users", 400},
+		{"/api%2fadmin/users", 400},
+		{"/api/x/%2E%2E/admin/users", 400},
+		{"/api/users", 200},
+		{"/api/users/a%2Fb", 200},
+		{"/api/admin/users", 401},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			req, err := http.NewRequest(http.MethodGet, gw.URL+"/", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.URL.Opaque = tt.path // on the wire exactly as written
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tt.status, body)
+			}
+			var answer struct {
+				Error string `json:"error"`
+				Path  string `json:"path"`
+			}
+			_ = json.Unmarshal(body, &answer)
+			switch {
+			case tt.status == 400 && (answer.Error != "invalid_request" || answer.Path != ""):
+				t.Errorf("want the gateway's own invalid_request, got %s", body)
+			case tt.status == 200 && answer.Path == "":
+				t.Errorf("want the backend's answer, got %s", body)
 			}
 		})
 	}

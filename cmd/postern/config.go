@@ -37,6 +37,9 @@ type fileConfig struct {
 	// TrustedProxies are load balancers whose forwarding headers name the
 	// real client (for the audit log and the login throttle).
 	TrustedProxies []string `json:"trusted_proxies"`
+	// ForwardedHeader: "x-forwarded" (default) or "forwarded", the one
+	// header family those proxies overwrite.
+	ForwardedHeader string `json:"forwarded_header"`
 }
 
 type tokensConfig struct {
@@ -116,8 +119,9 @@ type Config struct {
 	Clients      []*flows.Client
 	Users        []flows.User
 	SessionTTL   time.Duration
-	// TrustedProxies: see fileConfig.
-	TrustedProxies []netip.Prefix
+	// TrustedProxies, ForwardedHeader: see fileConfig.
+	TrustedProxies  []netip.Prefix
+	ForwardedHeader string
 	// SAMLProviders are the identity providers of the login page, metadata
 	// files already read (see SAMLProvider).
 	SAMLProviders []SAMLProvider
@@ -410,6 +414,14 @@ func (fc *fileConfig) validate() (*Config, error) {
 		c.SessionTTL = d
 	}
 
+	switch fc.ForwardedHeader {
+	case "", authz.HeaderXForwardedFor:
+		c.ForwardedHeader = authz.HeaderXForwardedFor
+	case authz.HeaderForwarded:
+		c.ForwardedHeader = authz.HeaderForwarded
+	default:
+		return nil, errAt("forwarded_header", "expected %q (X-Forwarded-For) or %q (RFC 7239), got %q", authz.HeaderXForwardedFor, authz.HeaderForwarded, fc.ForwardedHeader)
+	}
 	for i, p := range fc.TrustedProxies {
 		prefix, err := parsePrefix(p)
 		if err != nil {

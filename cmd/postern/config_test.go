@@ -180,6 +180,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{name: "system secret referenced", config: `{"clients": [{"client_id": "web", "client_name": "${POSTERN_SECRET}", "client_secret": "x-0123456789", "grant_types": ["client_credentials"]}]}`,
 			env:  map[string]string{"POSTERN_SECRET": "s3cret-s3cret-s3cret-s3cret-s3cret-s3cret"},
 			want: `config: clients[0].client_name: ${POSTERN_SECRET} may not appear in the configuration`},
+		{name: "bad forwarded_header", config: `{"forwarded_header": "x-real-ip"}`,
+			want: `config: forwarded_header: expected "x-forwarded" (X-Forwarded-For) or "forwarded" (RFC 7239), got "x-real-ip"`},
 		{name: "bad trusted proxy", config: `{"trusted_proxies": ["10.0.0.0/8", "lb.internal"]}`,
 			want: `config: trusted_proxies[1]: "lb.internal" is not an IP address or CIDR prefix`},
 		{name: "unknown auth method", config: secondClient(`{"client_id": "web", "token_endpoint_auth_method": "client_secret_jwt", ` + cc + `}`),
@@ -450,10 +452,11 @@ func TestParseConfigDefaults(t *testing.T) {
 				RefreshToken:        720 * time.Hour,
 				AuthorizationCode:   10 * time.Minute,
 			},
-			KeyAlgorithm: "ES256",
-			KeyOverlap:   24 * time.Hour,
-			KeyRotate:    90 * 24 * time.Hour,
-			SessionTTL:   8 * time.Hour,
+			KeyAlgorithm:    "ES256",
+			KeyOverlap:      24 * time.Hour,
+			KeyRotate:       90 * 24 * time.Hour,
+			ForwardedHeader: "x-forwarded",
+			SessionTTL:      8 * time.Hour,
 		}
 		if len(cfg.Clients) != 0 || len(cfg.Users) != 0 || len(cfg.Warnings) != 0 {
 			t.Errorf("parseConfig(%q): clients %v, users %v, warnings %v; want none", raw, cfg.Clients, cfg.Users, cfg.Warnings)

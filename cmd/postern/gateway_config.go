@@ -23,21 +23,22 @@ import (
 // unknown field is reported as "routes[1].upstream_auth: unknown field".
 // Durations are strings parsed here for the same reason.
 type gatewayFile struct {
-	Listen         string                     `json:"listen"`
-	TLS            json.RawMessage            `json:"tls"`
-	AdminListen    string                     `json:"admin_listen"`
-	Issuer         string                     `json:"issuer"`
-	ClientID       string                     `json:"client_id"`
-	ClientSecret   string                     `json:"client_secret"`
-	Audience       string                     `json:"audience"`
-	PublicURL      string                     `json:"public_url"`
-	TrustedProxies []string                   `json:"trusted_proxies"`
-	Cache          json.RawMessage            `json:"cache"`
-	JWKS           json.RawMessage            `json:"jwks"`
-	Tiers          map[string]json.RawMessage `json:"tiers"`
-	ClientTiers    map[string]string          `json:"client_tiers"`
-	Routes         []json.RawMessage          `json:"routes"`
-	ClaimHeaders   map[string]string          `json:"claim_headers"`
+	Listen          string                     `json:"listen"`
+	TLS             json.RawMessage            `json:"tls"`
+	AdminListen     string                     `json:"admin_listen"`
+	Issuer          string                     `json:"issuer"`
+	ClientID        string                     `json:"client_id"`
+	ClientSecret    string                     `json:"client_secret"`
+	Audience        string                     `json:"audience"`
+	PublicURL       string                     `json:"public_url"`
+	TrustedProxies  []string                   `json:"trusted_proxies"`
+	ForwardedHeader string                     `json:"forwarded_header"`
+	Cache           json.RawMessage            `json:"cache"`
+	JWKS            json.RawMessage            `json:"jwks"`
+	Tiers           map[string]json.RawMessage `json:"tiers"`
+	ClientTiers     map[string]string          `json:"client_tiers"`
+	Routes          []json.RawMessage          `json:"routes"`
+	ClaimHeaders    map[string]string          `json:"claim_headers"`
 }
 
 type gwTLSFile struct {
@@ -186,7 +187,8 @@ func (gf *gatewayFile) validate() (*GatewayConfig, error) {
 	return c, nil
 }
 
-// identity reads issuer, client credentials, public_url and trusted_proxies.
+// identity reads issuer, client credentials, public_url, trusted_proxies
+// and forwarded_header.
 func (gf *gatewayFile) identity(g *gateway.Config) error {
 	if gf.Issuer != "" {
 		iss, err := validateIssuer(gf.Issuer)
@@ -218,6 +220,15 @@ func (gf *gatewayFile) identity(g *gateway.Config) error {
 			return errAt(fmt.Sprintf("trusted_proxies[%d]", i), "%v", err)
 		}
 		g.TrustedProxies = append(g.TrustedProxies, p)
+	}
+	switch gf.ForwardedHeader {
+	case "":
+		g.ForwardedHeader = gateway.ForwardedHeaderX
+	case gateway.ForwardedHeaderX, gateway.ForwardedHeaderRFC7239:
+		g.ForwardedHeader = gf.ForwardedHeader
+	default:
+		return errAt("forwarded_header", "expected %q (X-Forwarded-For, -Proto, -Host, -Port, -Prefix) or %q (RFC 7239 Forwarded): the one header family the trusted proxies overwrite; got %q",
+			gateway.ForwardedHeaderX, gateway.ForwardedHeaderRFC7239, gf.ForwardedHeader)
 	}
 	return nil
 }

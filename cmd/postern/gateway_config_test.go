@@ -36,6 +36,7 @@ func TestGatewayConfigFull(t *testing.T) {
   "audience": "https://api.example.com",
   "public_url": "https://api.example.com",
   "trusted_proxies": ["10.0.0.0/8", "192.0.2.7", "2001:db8::/32"],
+  "forwarded_header": "forwarded",
   "cache": {"ttl": "0s", "negative_ttl": "2s", "max_entries": 500},
   "jwks": {"max_age": "1m", "min_refetch_interval": "0s"},
   "tiers": {"bronze": {"requests": 10, "per": "1s", "burst": 20}, "gold": {"requests": 100, "per": "1m"}},
@@ -61,6 +62,9 @@ func TestGatewayConfigFull(t *testing.T) {
 	}
 	if len(g.TrustedProxies) != 3 || g.TrustedProxies[1].String() != "192.0.2.7/32" {
 		t.Errorf("trusted_proxies = %v", g.TrustedProxies)
+	}
+	if g.ForwardedHeader != gateway.ForwardedHeaderRFC7239 {
+		t.Errorf("forwarded_header = %q, want %q", g.ForwardedHeader, gateway.ForwardedHeaderRFC7239)
 	}
 	if g.Cache != (gateway.CacheConfig{TTL: 0, NegativeTTL: 2 * time.Second, MaxEntries: 500}) {
 		t.Errorf("cache = %+v", g.Cache)
@@ -91,6 +95,13 @@ func TestGatewayConfigDefaults(t *testing.T) {
 	want := gateway.CacheConfig{TTL: gateway.DefaultCacheTTL, NegativeTTL: gateway.DefaultNegativeTTL, MaxEntries: gateway.DefaultCacheEntries}
 	if c.Gateway.Cache != want {
 		t.Errorf("cache = %+v, want %+v", c.Gateway.Cache, want)
+	}
+	if c.Gateway.ForwardedHeader != gateway.ForwardedHeaderX {
+		t.Errorf("forwarded_header = %q, want %q by default", c.Gateway.ForwardedHeader, gateway.ForwardedHeaderX)
+	}
+	c, err = parseGatewayConfig([]byte(strings.Replace(gwMinimal, "{\n", "{\n  \"forwarded_header\": \"x-forwarded\",\n", 1)), mapEnv(map[string]string{"GW_SECRET": "x"}))
+	if err != nil || c.Gateway.ForwardedHeader != gateway.ForwardedHeaderX {
+		t.Errorf("forwarded_header x-forwarded: %v, %+v", err, c)
 	}
 	// A gateway with only public routes needs no authorization server.
 	if _, err := parseGatewayConfig([]byte(`{"routes": [{"path_prefix": "/", "upstream": "http://x", "public": true}]}`), mapEnv(nil)); err != nil {
@@ -124,6 +135,10 @@ func TestGatewayConfigErrors(t *testing.T) {
 		{"public_url query", with(`"public_url": "https://api.example.com/?x=1"`), "config: public_url: must not contain"},
 		{"trusted proxy", with(`"trusted_proxies": ["10.0.0.0/8", "10.0.0.1/8"]`), "config: trusted_proxies[1]: \"10.0.0.1/8\" has host bits set"},
 		{"trusted proxy junk", with(`"trusted_proxies": ["lb.internal"]`), "config: trusted_proxies[0]: expected a CIDR"},
+		{"forwarded_header", with(`"forwarded_header": "X-Forwarded-For"`), `config: forwarded_header: expected "x-forwarded" (X-Forwarded-For, -Proto, -Host, -Port, -Prefix) or "forwarded" (RFC 7239 Forwarded)`},
+		{"forwarded_header both", with(`"forwarded_header": "both"`), `config: forwarded_header: expected "x-forwarded"`},
+		{"forwarded_header case", with(`"forwarded_header": "Forwarded"`), `config: forwarded_header: expected "x-forwarded"`},
+		{"forwarded_header type", with(`"forwarded_header": ["forwarded"]`), `config: forwarded_header: expected string`},
 		{"cache unknown field", with(`"cache": {"tll": "1s"}`), `config: cache: unknown field "tll"`},
 		{"cache ttl", with(`"cache": {"ttl": "soon"}`), `config: cache.ttl: expected a duration`},
 		{"cache negative", with(`"cache": {"negative_ttl": "-1s"}`), `config: cache.negative_ttl: must be at least 0s`},

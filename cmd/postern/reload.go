@@ -160,6 +160,7 @@ func (b *serveBase) build(cfg *Config) (*serveInstance, error) {
 		CookieKey:         b.secret.Derive("postern cookies v1", 64),
 		SessionTTL:        cfg.SessionTTL,
 		TrustedProxies:    cfg.TrustedProxies,
+		ForwardedHeader:   cfg.ForwardedHeader,
 		Users:             flows.NewDirectory(cfg.Users, b.throttle),
 		Logger:            b.log,
 		SAML:              samlProviders,
