@@ -145,6 +145,7 @@ var eventText = map[string]string{
 	"login":                    "Signed in",
 	"login_failed":             "Failed sign-in attempt",
 	"logout":                   "Signed out",
+	"sessions_ended":           "You signed out on every device",
 	"consent_denied":           "You denied access to %s",
 	"grant_revoked":            "You revoked the access of %s",
 	"consent_revoked":          "You removed the remembered permission of %s",
@@ -325,6 +326,29 @@ func (s *Server) handleRevokeAll(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	http.Redirect(w, r, pathAccount+"?done=revoked-all", http.StatusSeeOther)
+}
+
+// handleEndAllSessions signs the user out in every browser and on every
+// device, this one included: the store voids every session of the subject
+// that started until now, on every replica, for as long as such a session
+// could last. Apps keep their tokens; "Revoke all apps" is for those.
+func (s *Server) handleEndAllSessions(w http.ResponseWriter, r *http.Request) {
+	user := s.accountPost(w, r)
+	if user == nil {
+		return
+	}
+	now := s.cfg.Now()
+	// A session lasts SessionTTL, so none that started by now outlives the
+	// record. (After lowering SessionTTL, sessions issued under the longer
+	// one may outlive it by the difference.)
+	if err := s.store.EndSubjectSessions(r.Context(), user.Subject, now, now.Add(s.cfg.SessionTTL)); err != nil {
+		s.log.Error("end all sessions", "subject", user.Subject, "error", err)
+		s.renderError(w, http.StatusServiceUnavailable, "Try again later", "You could not be signed out everywhere just now. You are still signed in.")
+		return
+	}
+	s.audit(r, "sessions_ended", user.Subject, "", "")
+	s.jar.endSession(w)
+	http.Redirect(w, r, pathLogin, http.StatusSeeOther)
 }
 
 func (s *Server) handleForgetConsent(w http.ResponseWriter, r *http.Request) {

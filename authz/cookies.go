@@ -23,14 +23,28 @@ const (
 // loginSession is what the session cookie carries, encrypted and
 // authenticated (AES-GCM): the browser can neither read nor forge it.
 type loginSession struct {
+	// SID names this session (16 random bytes, base64url) so that the
+	// server can remember it was signed out: the store's revoked session
+	// IDs outlive the cookie that the browser deleted, and a copy of it.
+	SID      string            `json:"sid"`
 	Subject  string            `json:"sub"`
 	Username string            `json:"usr"`
 	Claims   map[string]string `json:"clm,omitempty"`
 	// CredFP fingerprints a local user's credential at sign-in: a changed
 	// password ends the session.
-	CredFP   string `json:"cfp,omitempty"`
-	AuthTime int64  `json:"at"`
-	Expires  int64  `json:"exp"`
+	CredFP string `json:"cfp,omitempty"`
+	// AuthTime is when the user signed in, in Unix nanoseconds: "sign out
+	// everywhere" voids the sessions that started at or before an instant,
+	// and a sign-in in the same second after it must survive.
+	AuthTime int64 `json:"atn"`
+	Expires  int64 `json:"exp"` // Unix seconds
+}
+
+// newSessionID returns 16 random bytes, base64url without padding.
+func newSessionID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b) // never fails since Go 1.24
+	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 type cookieJar struct {
@@ -102,7 +116,8 @@ func (j *cookieJar) cookie(name, value string, maxAge int) *http.Cookie {
 	return &http.Cookie{Name: name, Value: value, Path: "/", MaxAge: maxAge, HttpOnly: true, Secure: j.secure, SameSite: http.SameSiteLaxMode}
 }
 
-// session returns the signed-in user, or nil.
+// session returns the user the cookie names until it expires, or nil. It
+// knows nothing of sign-outs the server remembers: use Server.session.
 func (j *cookieJar) session(r *http.Request) *loginSession {
 	c, err := r.Cookie(j.sessionName())
 	if err != nil {
@@ -118,9 +133,11 @@ func (j *cookieJar) session(r *http.Request) *loginSession {
 	return &s
 }
 
+// startSession signs s in under a new session ID.
 func (j *cookieJar) startSession(w http.ResponseWriter, s loginSession) error {
 	now := j.now()
-	s.AuthTime = now.Unix()
+	s.SID = newSessionID()
+	s.AuthTime = now.UnixNano()
 	s.Expires = now.Add(j.ttl).Unix()
 	v, err := j.seal(sessionCookie, s)
 	if err != nil {

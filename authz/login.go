@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"context"
 	"errors"
 	"mime"
 	"net/http"
@@ -127,7 +128,9 @@ func clientIDOf(c *flows.Client) string {
 }
 
 // handleLogout ends the login session (POST with CSRF: a cross-site image
-// must not sign a user out).
+// must not sign a user out). The store remembers the session ID until the
+// session would have expired, so a copy of the cookie is worth nothing
+// either, on every replica.
 func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 	if !readPageForm(r) {
 		w.Header().Set("Allow", "POST")
@@ -138,8 +141,21 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 		s.renderError(w, http.StatusForbidden, "Invalid request", "The form expired. Go back, reload and try again.")
 		return
 	}
-	if u := s.session(r); u != nil {
-		s.audit(r, "logout", u.Subject, "", "")
+	// live decides the audit event; the revocation goes by the cookie
+	// alone, so that a session the store could not vouch for just now is
+	// revoked all the same.
+	live := s.session(r)
+	if c := s.jar.session(r); c != nil && c.SID != "" {
+		if err := s.store.RevokeSession(r.Context(), c.SID, time.Unix(c.Expires, 0)); err != nil {
+			s.log.Error("revoke login session", "subject", c.Subject, "error", err)
+			s.jar.endSession(w)
+			s.renderError(w, http.StatusServiceUnavailable, "Sign-out incomplete",
+				"This browser is signed out, but the server could not record it just now. If someone else may have a copy of your session, sign in again later and use \"Sign out everywhere\" on your account page.")
+			return
+		}
+	}
+	if live != nil {
+		s.audit(r, "logout", live.Subject, "", "")
 	}
 	s.jar.endSession(w)
 	http.Redirect(w, r, pathLogin, http.StatusSeeOther)
@@ -162,13 +178,44 @@ func (s *Server) audit(r *http.Request, typ, subject, clientID, detail string) {
 
 // session returns the signed-in user while their account still stands: a
 // user removed from the configuration, a changed password or a removed SAML
-// provider ends every session at once, not when the cookie expires.
+// provider ends every session at once, not when the cookie expires; so do
+// a sign-out (the session ID is revoked in the store) and "sign out
+// everywhere" (the subject's sessions that started at or before an
+// instant are void).
 func (s *Server) session(r *http.Request) *loginSession {
 	u := s.jar.session(r)
-	if u == nil || !s.subjectActive(u.Subject, u.CredFP) {
+	if u == nil || !s.subjectActive(u.Subject, u.CredFP) || !s.sessionNotEnded(r.Context(), u) {
 		return nil
 	}
 	return u
+}
+
+// sessionNotEnded asks the store whether u was signed out, on this replica
+// or another. That is two lookups by primary key, one round trip each on
+// PostgreSQL: page requests are paced by people, not the token endpoint's
+// hot path, so the contract keeps two plain methods rather than a combined
+// one. A store error fails closed: the user is treated as signed out and
+// can sign in again, which beats honouring a session that may have been
+// revoked.
+func (s *Server) sessionNotEnded(ctx context.Context, u *loginSession) bool {
+	if u.SID == "" {
+		// A cookie from before session IDs cannot be revoked, so it is not
+		// honoured: its user signs in once more.
+		return false
+	}
+	revoked, err := s.store.SessionRevoked(ctx, u.SID)
+	if err == nil && revoked {
+		return false
+	}
+	var endedAt time.Time
+	if err == nil {
+		endedAt, err = s.store.SubjectSessionsEndedAt(ctx, u.Subject)
+	}
+	if err != nil {
+		s.log.Warn("checking the login session failed; treating it as signed out", "subject", u.Subject, "error", err)
+		return false
+	}
+	return endedAt.IsZero() || time.Unix(0, u.AuthTime).After(endedAt)
 }
 
 // subjectActive says whether a subject may still use what it was given:

@@ -200,6 +200,7 @@ func (s *Server) routes() *mux.Router {
 	handle(pathAccount+"/grants/revoke", "account", s.handleRevokeGrant)
 	handle(pathAccount+"/grants/revoke-all", "account", s.handleRevokeAll)
 	handle(pathAccount+"/consents/revoke", "account", s.handleForgetConsent)
+	handle(pathAccount+"/sessions/end-all", "account", s.handleEndAllSessions)
 	handle(pathAccount+"/api/grants", "account_api", s.handleAPIGrants)
 	handle(pathAccount+"/api/grants/{id}", "account_api", s.handleAPIRevokeGrant)
 	handle("/saml/{id}/login", "saml_login", s.handleSAMLLogin)

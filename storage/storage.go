@@ -1,8 +1,9 @@
 // Package storage owns the persistence contract of the authorization server:
-// the records it keeps (tokens, signing keys, audit events, one-time markers)
-// and the Store interface every backend implements. It speaks the server's
-// own words and knows nothing of fosite, HTTP or configuration; backends live
-// in sub-packages (storage/bolt) and all pass storage/storagetest.
+// the records it keeps (tokens, signing keys, audit events, one-time markers,
+// revoked login sessions) and the Store interface every backend implements.
+// It speaks the server's own words and knows nothing of fosite, HTTP or
+// configuration; backends live in sub-packages (storage/bolt) and all pass
+// storage/storagetest.
 package storage
 
 import (
@@ -130,9 +131,9 @@ type Store interface {
 	// indexes, in one read transaction.
 	SubjectTokens(ctx context.Context, subject string) ([]Token, error)
 	ClientTokens(ctx context.Context, clientID string) ([]Token, error)
-	// DeleteExpired removes tokens, one-time markers and login-failure
-	// counters that expired before now and reports how many records it
-	// removed.
+	// DeleteExpired removes tokens, one-time markers, login-failure
+	// counters, revoked session IDs and subject sign-out records that
+	// expired before now and reports how many records it removed.
 	DeleteExpired(ctx context.Context, now time.Time) (int, error)
 
 	// UseOnce records id in namespace until exp; ErrAlreadyExists if it is
@@ -153,6 +154,26 @@ type Store interface {
 	// ClearLoginFailures deletes the counter of key (after a good login);
 	// no error when there is none.
 	ClearLoginFailures(ctx context.Context, key string) error
+
+	// RevokeSession records that the login session id was signed out,
+	// until its natural expiry: a copy of its cookie must not sign anyone
+	// in again. The record is swept by DeleteExpired after until. Calling
+	// it again is harmless; the record then lasts until the later until.
+	// IDs are arbitrary strings, each independent of every other.
+	RevokeSession(ctx context.Context, id string, until time.Time) error
+	// SessionRevoked reports whether id was revoked: false when there is no
+	// record or it has expired (by the store's clock).
+	SessionRevoked(ctx context.Context, id string) (bool, error)
+	// EndSubjectSessions signs a subject out everywhere: every login
+	// session of the subject that started at or before at is void. The
+	// record lasts until until (now plus the longest session lifetime) and
+	// is swept by DeleteExpired after it. While a record is live, a later
+	// call moves at forward, never backward, and until likewise; an
+	// expired record is replaced.
+	EndSubjectSessions(ctx context.Context, subject string, at, until time.Time) error
+	// SubjectSessionsEndedAt returns the at of the subject's live record:
+	// the zero time, not an error, when there is none or it has expired.
+	SubjectSessionsEndedAt(ctx context.Context, subject string) (time.Time, error)
 
 	// Keys returns every stored signing key.
 	Keys(ctx context.Context) ([]Key, error)

@@ -302,8 +302,8 @@ func TestBrowserAccountPage(t *testing.T) {
 	if err != nil {
 		t.Fatalf("accessibility tree: %v", err)
 	}
-	if len(names) != 8 { // 2 revoke, revoke all, forget, sign out; 3 tables
-		t.Errorf("%d controls and tables on the page, want 8: %v", len(names), names)
+	if len(names) != 9 { // 2 revoke, revoke all, forget, sign out, sign out everywhere; 3 tables
+		t.Errorf("%d controls and tables on the page, want 9: %v", len(names), names)
 	}
 	for _, n := range names {
 		if strings.TrimSpace(n[1]) == "" {

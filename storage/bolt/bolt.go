@@ -22,12 +22,16 @@
 //	consents  lp(subject) + clientID              → encoded Consent
 //	loginfail lp(key)                             → encoded LoginFailures + expiry
 //	loginexp  be64(exp nanos) + lp(key)           → ∅
+//	sessrev   lp(session ID)                      → be64(until nanos)
+//	sessrevexp be64(until nanos) + lp(session ID) → ∅
+//	subjend   lp(subject)                         → encoded ended-at, until
+//	subjendexp be64(until nanos) + lp(subject)    → ∅
 //	meta      "schema"                            → schema version
 //
 // Listing an owner's tokens is a cursor Seek on lp(owner) in its index plus
-// one Get per token; DeleteExpired walks expiry, onceexp and loginexp from
-// the start up to now; ListEvents walks events backwards from the end of
-// lp(subject).
+// one Get per token; DeleteExpired walks expiry, onceexp, loginexp,
+// sessrevexp and subjendexp from the start up to now; ListEvents walks
+// events backwards from the end of lp(subject).
 // Every index entry is written and removed in the same transaction as its
 // record.
 package bolt
@@ -66,10 +70,15 @@ var (
 	// an older postern ignores them, so the schema version stays.
 	bucketLoginFail = []byte("loginfail")
 	bucketLoginExp  = []byte("loginexp")
+	// Likewise, added with server-side session revocation.
+	bucketSessRev    = []byte("sessrev")
+	bucketSessRevExp = []byte("sessrevexp")
+	bucketSubjEnd    = []byte("subjend")
+	bucketSubjEndExp = []byte("subjendexp")
 
 	allBuckets = [][]byte{bucketTokens, bucketGrants, bucketSubjects, bucketClients, bucketExpiry,
 		bucketOnce, bucketOnceExp, bucketKeys, bucketEvents, bucketMeta, bucketConsents,
-		bucketLoginFail, bucketLoginExp}
+		bucketLoginFail, bucketLoginExp, bucketSessRev, bucketSessRevExp, bucketSubjEnd, bucketSubjEndExp}
 
 	metaSchema = []byte("schema")
 )

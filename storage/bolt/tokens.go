@@ -367,7 +367,8 @@ func (s *Store) list(ctx context.Context, index []byte, owner string) ([]storage
 // removed so far with ctx's error.
 func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int, error) {
 	total := 0
-	for _, sweep := range []func(*bbolt.Tx, time.Time) (int, error){sweepTokens, sweepOnce, sweepLoginFailures} {
+	for _, sweep := range []func(*bbolt.Tx, time.Time) (int, error){sweepTokens, sweepOnce, sweepLoginFailures,
+		sweepRevokedSessions, sweepSubjectEnds} {
 		for {
 			var n int
 			err := s.update(ctx, func(tx *bbolt.Tx) error {

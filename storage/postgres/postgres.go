@@ -8,9 +8,9 @@
 //
 // # Schema
 //
-// Tables tokens, once, keys, events, consents and login_failures
-// (migrations/*.sql), in the first schema of the connection's search_path,
-// plus schema_migrations.
+// Tables tokens, once, keys, events, consents, login_failures,
+// revoked_sessions and subject_sessions_ended (migrations/*.sql), in the
+// first schema of the connection's search_path, plus schema_migrations.
 // Two choices follow from the storage contract:
 //   - Caller-chosen strings (signatures, subjects, client and request IDs,
 //     namespaces, event fields) are bytea: the contract allows any byte in
@@ -27,7 +27,8 @@
 // token exactly one wins; CreateToken and UseOnce are single INSERT ... ON
 // CONFLICT statements that replace only an expired row; AddLoginFailure is
 // one INSERT ... ON CONFLICT DO UPDATE, whose row lock serializes concurrent
-// failures on one key and which decides the reset on the locked row;
+// failures on one key and which decides the reset on the locked row
+// (EndSubjectSessions and RevokeSession merge the same way);
 // UpdateKeys holds the keys table in EXCLUSIVE mode across its read and
 // write. Migrations run under a session advisory lock, so replicas starting
 // together migrate once, and each sweep takes a try-lock, so one replica

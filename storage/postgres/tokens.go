@@ -246,13 +246,15 @@ func (s *Store) list(ctx context.Context, column, owner, what string) ([]storage
 // between chunks it returns what it removed so far with ctx's error.
 func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int, error) {
 	total := 0
-	for _, table := range []string{"tokens", "once", "login_failures"} {
+	for _, table := range []string{"tokens", "once", "login_failures", "revoked_sessions", "subject_sessions_ended"} {
 		key := "kind, signature"
 		switch table {
 		case "once":
 			key = "namespace, id"
-		case "login_failures":
+		case "login_failures", "revoked_sessions":
 			key = "id"
+		case "subject_sessions_ended":
+			key = "subject"
 		}
 		// The outer expires_ns test is checked again on a row another
 		// replica replaced or bumped meanwhile, which then stays.

@@ -70,6 +70,14 @@ func RunTests(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"LoginFailuresClear", testLoginFailuresClear},
 		{"LoginFailuresKeysIndependent", testLoginFailuresKeysIndependent},
 		{"LoginFailuresConcurrent", testLoginFailuresConcurrent},
+		{"RevokeSession", testRevokeSession},
+		{"RevokeSessionExpired", testRevokeSessionExpired},
+		{"RevokeSessionDeleteExpired", testRevokeSessionDeleteExpired},
+		{"RevokeSessionConcurrent", testRevokeSessionConcurrent},
+		{"EndSubjectSessions", testEndSubjectSessions},
+		{"EndSubjectSessionsExpired", testEndSubjectSessionsExpired},
+		{"EndSubjectSessionsDeleteExpired", testEndSubjectSessionsDeleteExpired},
+		{"EndSubjectSessionsConcurrent", testEndSubjectSessionsConcurrent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
