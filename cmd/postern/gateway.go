@@ -133,17 +133,8 @@ func runGatewayServer(ctx context.Context, cfg *GatewayConfig, reloads reloadSou
 		fmt.Fprintf(stdout, "postern gateway metrics at http://%s/metrics\n", adminAddr)
 	}
 
-wait:
-	for {
-		select {
-		case err := <-errc:
-			return fmt.Errorf("serve: %w", err)
-		case <-ctx.Done():
-			break wait
-		case <-reloads.signals:
-			log.Info("SIGHUP: reloading the configuration")
-			rl.reload()
-		}
+	if err := serveUntilStopped(ctx, errc, reloads, func() { rl.reload() }, log); err != nil {
+		return err
 	}
 	log.Info("shutting down: finishing in-flight requests")
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
@@ -249,4 +250,20 @@ func clientChanges(old, next []*flows.Client) (added, removed []string) {
 	slices.Sort(added)
 	slices.Sort(removed)
 	return added, removed
+}
+
+// serveUntilStopped waits for the stop signal, reloading on each SIGHUP; a
+// listener that fails ends the wait with its error.
+func serveUntilStopped[C any](ctx context.Context, errc <-chan error, reloads reloadSource[C], reload func(), log *slog.Logger) error {
+	for {
+		select {
+		case err := <-errc:
+			return fmt.Errorf("serve: %w", err)
+		case <-ctx.Done():
+			return nil
+		case <-reloads.signals:
+			log.Info("SIGHUP: reloading the configuration")
+			reload()
+		}
+	}
 }

@@ -335,17 +335,8 @@ func serve(ctx context.Context, cfg *Config, secretFile string, reloads reloadSo
 		"clients", len(cfg.Clients), "access_token_format", cfg.Format)
 	fmt.Fprintf(stdout, "postern listening on http://%s (issuer %s)\n", ln.Addr(), cfg.Issuer)
 
-wait:
-	for {
-		select {
-		case err := <-errc:
-			return fmt.Errorf("serve: %w", err)
-		case <-ctx.Done():
-			break wait
-		case <-reloads.signals:
-			log.Info("SIGHUP: reloading the configuration")
-			rl.reload()
-		}
+	if err := serveUntilStopped(ctx, errc, reloads, func() { rl.reload() }, log); err != nil {
+		return err
 	}
 	log.Info("shutting down: finishing in-flight requests")
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
