@@ -6,6 +6,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -27,7 +28,7 @@ func readPageForm(r *http.Request) bool {
 }
 
 func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int, c *flows.Client, auth, username, msg string) {
-	d := pageData{Title: "Sign in", CSRF: s.jar.csrfToken(w, r), Auth: auth, Username: username, Error: msg, Providers: s.samlLinks(auth)}
+	d := pageData{Title: "Sign in", CSRF: s.jar.csrfToken(w, r), Auth: auth, Username: username, Error: msg, Providers: s.samlLinks(auth, slices.Contains(strings.Fields(r.URL.Query().Get("prompt")), "login"))}
 	var targets []string
 	if c != nil {
 		d.ClientName = clientName(c)

@@ -104,12 +104,21 @@ type samlLink struct {
 	URL  string
 }
 
-func (s *Server) samlLinks(auth string) []samlLink {
+func (s *Server) samlLinks(auth string, force bool) []samlLink {
 	links := make([]samlLink, 0, len(s.samlOrder))
 	for _, p := range s.samlOrder {
-		u := "/saml/" + url.PathEscape(p.ID()) + "/login"
+		v := url.Values{}
 		if auth != "" {
-			u += "?auth=" + url.QueryEscape(auth)
+			v.Set("auth", auth)
+		}
+		if force {
+			// prompt=login: the IdP must authenticate the user afresh
+			// too, not answer from its own session (ForceAuthn).
+			v.Set("force", "1")
+		}
+		u := "/saml/" + url.PathEscape(p.ID()) + "/login"
+		if len(v) > 0 {
+			u += "?" + v.Encode()
 		}
 		links = append(links, samlLink{Name: p.DisplayName(), URL: u})
 	}
@@ -169,7 +178,7 @@ func (s *Server) handleSAMLLogin(w http.ResponseWriter, r *http.Request) {
 	if q != nil {
 		auth = pendingAuth(q)
 	}
-	target, requestID, err := p.StartLogin()
+	target, requestID, err := p.StartLogin(r.URL.Query().Get("force") == "1")
 	if err != nil {
 		if !errors.Is(err, flows.ErrSAMLNotReady) {
 			s.log.Error("start SAML login", "provider", p.ID(), "error", err)

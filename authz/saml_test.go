@@ -147,6 +147,14 @@ func TestSAMLLoginPageAndMetadata(t *testing.T) {
 	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), want) || !strings.Contains(rec.Body.String(), "Sign in with Corporate SSO") {
 		t.Errorf("login page (%d) lacks the SSO button:\n%s", rec.Code, rec.Body)
 	}
+	if strings.Contains(rec.Body.String(), "force=1") {
+		t.Error("an ordinary sign-in asks the IdP for ForceAuthn")
+	}
+	// prompt=login carries over to the IdP (ForceAuthn).
+	rec = f.do(httptest.NewRequest(http.MethodGet, "/oauth2/authorize?"+pendingAuthQuery+"&prompt=login", nil))
+	if !strings.Contains(rec.Body.String(), "force=1") {
+		t.Errorf("prompt=login: the SSO button does not ask for ForceAuthn:\n%s", rec.Body)
+	}
 	rec = f.do(httptest.NewRequest(http.MethodGet, "/saml/corp/metadata", nil))
 	if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != "application/samlmetadata+xml" || !strings.Contains(rec.Body.String(), `entityID="https://auth.example.com/saml/corp/metadata"`) {
 		t.Errorf("metadata: %d %s\n%s", rec.Code, rec.Header().Get("Content-Type"), rec.Body)

@@ -192,7 +192,7 @@ var ErrSAMLNotReady = errors.New("the identity provider's metadata is not availa
 // StartLogin makes a signed AuthnRequest for the HTTP-Redirect binding and
 // returns the URL to send the browser to and the request's ID, which the
 // caller must bind to the browser and hand back to Consume.
-func (p *SAMLProvider) StartLogin() (redirect, requestID string, err error) {
+func (p *SAMLProvider) StartLogin(forceAuthn bool) (redirect, requestID string, err error) {
 	sp := p.sp.Load()
 	if sp == nil {
 		return "", "", ErrSAMLNotReady
@@ -200,6 +200,9 @@ func (p *SAMLProvider) StartLogin() (redirect, requestID string, err error) {
 	req, err := sp.MakeAuthenticationRequest(sp.GetSSOBindingLocation(saml.HTTPRedirectBinding), saml.HTTPRedirectBinding, saml.HTTPPostBinding)
 	if err != nil {
 		return "", "", fmt.Errorf("SAML provider %s: authn request: %w", p.cfg.ID, err)
+	}
+	if forceAuthn {
+		req.ForceAuthn = &forceAuthn
 	}
 	u, err := req.Redirect("", sp)
 	if err != nil {

@@ -162,7 +162,7 @@ func TestSAMLSPMetadata(t *testing.T) {
 
 func TestSAMLStartLoginSignsRedirect(t *testing.T) {
 	f := newSPFixture(t, SAMLProviderConfig{NameIDFormat: NameIDPersistent})
-	raw, id, err := f.p.StartLogin()
+	raw, id, err := f.p.StartLogin(false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,6 +186,9 @@ func TestSAMLStartLoginSignsRedirect(t *testing.T) {
 	}
 	if req.NameIDPolicy == nil || req.NameIDPolicy.Format == nil || *req.NameIDPolicy.Format != NameIDPersistent {
 		t.Errorf("NameIDPolicy = %+v, want persistent", req.NameIDPolicy)
+	}
+	if req.ForceAuthn != nil && *req.ForceAuthn {
+		t.Error("ForceAuthn set on an ordinary sign-in")
 	}
 	// The query signature (saml-bindings §3.4.4.1) verifies with the SP
 	// certificate from the metadata.
@@ -459,7 +462,7 @@ func TestSAMLNotReady(t *testing.T) {
 	if p.Ready() {
 		t.Error("ready without metadata")
 	}
-	if _, _, err := p.StartLogin(); !errors.Is(err, ErrSAMLNotReady) {
+	if _, _, err := p.StartLogin(false); !errors.Is(err, ErrSAMLNotReady) {
 		t.Errorf("StartLogin: %v", err)
 	}
 	if _, err := p.Consume(context.Background(), "", nil); !errors.Is(err, ErrSAMLNotReady) {
@@ -612,5 +615,30 @@ func TestMetadataClientRefusesDowngrade(t *testing.T) {
 	}
 	if err := c.CheckRedirect(https, []*http.Request{plain}); err != nil {
 		t.Errorf("refused http to https: %v", err)
+	}
+}
+
+// prompt=login reaches the IdP as ForceAuthn: the user authenticates there
+// afresh instead of riding the IdP's own session.
+func TestSAMLStartLoginForceAuthn(t *testing.T) {
+	f := newSPFixture(t, SAMLProviderConfig{})
+	raw, _, err := f.p.StartLogin(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reqXML, err := testsaml.ParseRedirectRequest(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var req saml.AuthnRequest
+	if err := xml.Unmarshal(reqXML, &req); err != nil {
+		t.Fatal(err)
+	}
+	if req.ForceAuthn == nil || !*req.ForceAuthn {
+		t.Errorf("ForceAuthn = %v, want true", req.ForceAuthn)
 	}
 }
