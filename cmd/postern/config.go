@@ -462,6 +462,12 @@ func (fc *fileConfig) validate() (*Config, error) {
 		if j, dup := users[u.Username]; dup {
 			return nil, errAt(path+".username", "%q is already used by users[%d]", u.Username, j)
 		}
+		if j, clash := seen[u.Username]; clash {
+			// A JWT for a client-credentials token carries the client ID as
+			// its subject (RFC 9068 §2.2); a user of the same name would be
+			// indistinguishable from that machine.
+			return nil, errAt(path+".username", "%q is also the client_id of clients[%d]; subjects of users and machines must differ", u.Username, j)
+		}
 		users[u.Username] = i
 		c.Users = append(c.Users, u)
 		c.Warnings = append(c.Warnings, warn...)

@@ -182,6 +182,8 @@ func TestParseConfigErrors(t *testing.T) {
 			want: `config: clients[0].client_name: ${POSTERN_SECRET} may not appear in the configuration`},
 		{name: "bad forwarded_header", config: `{"forwarded_header": "x-real-ip"}`,
 			want: `config: forwarded_header: expected "x-forwarded" (X-Forwarded-For) or "forwarded" (RFC 7239), got "x-real-ip"`},
+		{name: "username equals a client_id", config: `{"clients": [{"client_id": "billing", "client_secret": "x-0123456789", "grant_types": ["client_credentials"]}], "users": [{"username": "billing", "password": "pw"}]}`,
+			want: `config: users[0].username: "billing" is also the client_id of clients[0]; subjects of users and machines must differ`},
 		{name: "bad trusted proxy", config: `{"trusted_proxies": ["10.0.0.0/8", "lb.internal"]}`,
 			want: `config: trusted_proxies[1]: "lb.internal" is not an IP address or CIDR prefix`},
 		{name: "unknown auth method", config: secondClient(`{"client_id": "web", "token_endpoint_auth_method": "client_secret_jwt", ` + cc + `}`),
