@@ -40,17 +40,20 @@ func (e *ThrottledError) Error() string {
 // Directory authenticates local users. One Directory serves the login form
 // and the password grant, so both share the same brute-force counters.
 type Directory struct {
-	users    map[string]User
-	verifier *PasswordVerifier
-	throttle *Throttle
+	users        map[string]User
+	fingerprints map[string]string
+	verifier     *PasswordVerifier
+	throttle     *Throttle
 }
 
 // NewDirectory indexes users by name; the throttle may be shared (and, with
 // a ThrottleOptions.Store, its counters shared between processes).
 func NewDirectory(users []User, throttle *Throttle) *Directory {
-	d := &Directory{users: make(map[string]User, len(users)), verifier: NewPasswordVerifier(), throttle: throttle}
+	d := &Directory{users: make(map[string]User, len(users)), fingerprints: make(map[string]string, len(users)), verifier: NewPasswordVerifier(), throttle: throttle}
 	for _, u := range users {
 		d.users[u.Username] = u
+		// Computed once: introspection checks it on every token.
+		d.fingerprints[u.Username] = fingerprint(u)
 	}
 	return d
 }
@@ -59,16 +62,17 @@ func NewDirectory(users []User, throttle *Throttle) *Directory {
 // Sessions and tokens carry it, so changing a user's password in the
 // configuration ends what was obtained with the old one.
 func (d *Directory) Fingerprint(username string) (string, bool) {
-	u, ok := d.users[username]
-	if !ok {
-		return "", false
-	}
+	fp, ok := d.fingerprints[username]
+	return fp, ok
+}
+
+func fingerprint(u User) string {
 	cred := u.PasswordHash
 	if cred == "" {
 		cred = "plain\x00" + u.Password
 	}
 	sum := sha256.Sum256([]byte("postern credential\x00" + cred))
-	return hex.EncodeToString(sum[:8]), true
+	return hex.EncodeToString(sum[:8])
 }
 
 // Lookup returns a configured user.
