@@ -110,7 +110,11 @@ func (s *Server) tokenError(ctx context.Context, w http.ResponseWriter, r *http.
 		e = &oauthError{Status: http.StatusTooManyRequests, Code: "invalid_grant", Description: "Too many failed logins; retry later."}
 	}
 	if ex.failed != "" {
-		s.audit(r, "login_failed", ex.failed, clientIDOf(ex.client), "password grant")
+		clientID := ""
+		if authenticated(ar) {
+			clientID = ar.GetClient().GetID()
+		}
+		s.audit(r, "login_failed", ex.failed, clientID, "password grant")
 	}
 	if ex.gone {
 		e = &oauthError{Status: http.StatusBadRequest, Code: "invalid_grant", Description: "The token is no longer valid."}
