@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,6 +41,8 @@ type fileConfig struct {
 	// ForwardedHeader: "x-forwarded" (default) or "forwarded", the one
 	// header family those proxies overwrite.
 	ForwardedHeader string `json:"forwarded_header"`
+	// TLS serves HTTPS directly, without a terminating proxy.
+	TLS json.RawMessage `json:"tls"`
 }
 
 type tokensConfig struct {
@@ -122,6 +125,9 @@ type Config struct {
 	// TrustedProxies, ForwardedHeader: see fileConfig.
 	TrustedProxies  []netip.Prefix
 	ForwardedHeader string
+	// TLS: nil serves plain HTTP; TLSFiles names what it was loaded from.
+	TLS      *tls.Config
+	TLSFiles [2]string
 	// SAMLProviders are the identity providers of the login page, metadata
 	// files already read (see SAMLProvider).
 	SAMLProviders []SAMLProvider
@@ -414,6 +420,24 @@ func (fc *fileConfig) validate() (*Config, error) {
 		c.SessionTTL = d
 	}
 
+	if len(fc.TLS) > 0 {
+		var tf gwTLSFile
+		if err := strictDecode(fc.TLS, &tf, "tls"); err != nil {
+			return nil, err
+		}
+		if tf.CAFile != "" {
+			return nil, errAt("tls.ca_file", "client certificates are not supported; clients authenticate at the token endpoint")
+		}
+		cert, err := loadKeyPair("tls", tf)
+		if err != nil {
+			return nil, err
+		}
+		c.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		c.TLSFiles = [2]string{tf.CertFile, tf.KeyFile}
+		if c.Issuer != "" && !strings.HasPrefix(c.Issuer, "https://") {
+			return nil, errAt("issuer", "%q is plain http while tls is set; clients would be told the wrong scheme", c.Issuer)
+		}
+	}
 	switch fc.ForwardedHeader {
 	case "", authz.HeaderXForwardedFor:
 		c.ForwardedHeader = authz.HeaderXForwardedFor

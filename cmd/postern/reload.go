@@ -76,6 +76,7 @@ func restartChanges(running, next *Config) []string {
 	add(running.KeyOverlap != next.KeyOverlap, "keys.rotation_overlap")
 	add(running.KeyReload != next.KeyReload, "keys.reload_interval")
 	add(running.KeyRotate != next.KeyRotate, "keys.rotate_after")
+	add(running.TLSFiles != next.TLSFiles, "tls")
 	return out
 }
 

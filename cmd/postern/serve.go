@@ -307,9 +307,13 @@ func serve(ctx context.Context, cfg *Config, secretFile string, reloads reloadSo
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
+	scheme := "http"
+	if cfg.TLS != nil {
+		scheme = "https"
+	}
 	// With port 0 (tests) the issuer can only be known once we listen.
 	if cfg.Issuer == "" {
-		cfg.Issuer = "http://" + ln.Addr().String()
+		cfg.Issuer = scheme + "://" + ln.Addr().String()
 	}
 	base := newServeBase(ctx, store, km, secret, log)
 	inst, err := base.build(cfg)
@@ -317,7 +321,7 @@ func serve(ctx context.Context, cfg *Config, secretFile string, reloads reloadSo
 		ln.Close()
 		return err
 	}
-	rl := &serveReloader{base: base, load: reloads.load, defaultIssuer: "http://" + ln.Addr().String(),
+	rl := &serveReloader{base: base, load: reloads.load, defaultIssuer: scheme + "://" + ln.Addr().String(),
 		handler: newSwapHandler(inst.srv), cur: inst}
 	defer rl.close()
 	hs := &http.Server{
@@ -330,10 +334,15 @@ func serve(ctx context.Context, cfg *Config, secretFile string, reloads reloadSo
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	if cfg.TLS != nil {
+		hs.TLSConfig = cfg.TLS
+		go func() { errc <- hs.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { errc <- hs.Serve(ln) }()
+	}
 	log.Info("postern ready", "addr", ln.Addr().String(), "issuer", cfg.Issuer, "data_dir", cfg.DataDir, "store", storeName(cfg, store),
 		"clients", len(cfg.Clients), "access_token_format", cfg.Format)
-	fmt.Fprintf(stdout, "postern listening on http://%s (issuer %s)\n", ln.Addr(), cfg.Issuer)
+	fmt.Fprintf(stdout, "postern listening on %s://%s (issuer %s)\n", scheme, ln.Addr(), cfg.Issuer)
 
 	if err := serveUntilStopped(ctx, errc, reloads, func() { rl.reload() }, log); err != nil {
 		return err
