@@ -358,7 +358,7 @@ func (r *runner) posternConfig(format string) ([]byte, error) {
 				"scope":              "read write",
 			},
 		},
-		"users": []map[string]any{{"username": loadUser, "password": loadPassword}},
+		"users": r.loadUsers(),
 	}
 	return json.MarshalIndent(cfg, "", "  ")
 }
@@ -503,10 +503,10 @@ func getWorker(target, authorization string) func(context.Context, *http.Client,
 func (r *runner) refreshWorker(base string) func(context.Context, *http.Client, int) (*worker, error) {
 	auth := basicAuth(mobileClient, r.secrets[mobileClient].secret)
 	secret := r.secrets[mobileClient].secret
-	return func(ctx context.Context, client *http.Client, _ int) (*worker, error) {
+	return func(ctx context.Context, client *http.Client, id int) (*worker, error) {
 		login := func(ctx context.Context) (string, error) {
 			var tok tokenResponse
-			body := url.Values{"grant_type": {"password"}, "username": {loadUser}, "password": {loadPassword}, "scope": {"read"}}.Encode()
+			body := url.Values{"grant_type": {"password"}, "username": {loadUserName(id)}, "password": {loadPassword}, "scope": {"read"}}.Encode()
 			if err := postForm(ctx, client, base+"/oauth2/token", mobileClient, secret, body, &tok); err != nil {
 				return "", fmt.Errorf("password grant: %w", err)
 			}
@@ -599,3 +599,15 @@ func wantBody(want string) func([]byte) error {
 		return nil
 	}
 }
+
+// loadUsers gives every worker a user of its own, as real traffic has many
+// users: Postern lets one sign-in per username be checked at a time.
+func (r *runner) loadUsers() []map[string]any {
+	users := make([]map[string]any, r.opts.concurrency)
+	for i := range users {
+		users[i] = map[string]any{"username": loadUserName(i), "password": loadPassword}
+	}
+	return users
+}
+
+func loadUserName(i int) string { return fmt.Sprintf("%s-%d", loadUser, i) }
