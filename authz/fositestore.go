@@ -401,6 +401,7 @@ func (s *fositeStore) Authenticate(ctx context.Context, name, secret string) (st
 	switch {
 	case errors.As(err, &throttled):
 		ex.throttled = throttled.RetryAfter
+		ex.busy = throttled.Busy
 		return "", fmt.Errorf("login throttled: %w", fosite.ErrNotFound)
 	case errors.Is(err, flows.ErrBadCredentials):
 		ex.failed = name
@@ -489,6 +490,7 @@ type exchange struct {
 	throttled time.Duration
 	failed    string // username whose password was wrong
 	gone      bool   // the one-time token vanished before it could be redeemed
+	busy      bool   // throttled because another sign-in for the name is being checked
 }
 
 type exchangeKey struct{}

@@ -100,7 +100,11 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.As(err, &throttled):
 		w.Header().Set("Retry-After", strconv.Itoa(int(throttled.RetryAfter.Round(time.Second)/time.Second)+1))
-		s.renderLogin(w, r, http.StatusTooManyRequests, c, auth, username, "Too many failed attempts. Wait a moment before trying again.")
+		msg := "Too many failed attempts. Wait a moment before trying again."
+		if throttled.Busy {
+			msg = "Another sign-in for this account is in progress. Try again in a moment."
+		}
+		s.renderLogin(w, r, http.StatusTooManyRequests, c, auth, username, msg)
 		return
 	case err != nil:
 		s.audit(r, "login_failed", username, clientIDOf(c), "")

@@ -108,6 +108,9 @@ func (s *Server) tokenError(ctx context.Context, w http.ResponseWriter, r *http.
 	if ex.throttled > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int(ex.throttled.Round(time.Second)/time.Second)+1))
 		e = &oauthError{Status: http.StatusTooManyRequests, Code: "invalid_grant", Description: "Too many failed logins; retry later."}
+		if ex.busy {
+			e.Description = "Another sign-in for this account is being checked; retry in a moment."
+		}
 	}
 	if ex.failed != "" {
 		clientID := ""

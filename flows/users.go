@@ -31,9 +31,17 @@ var (
 
 // ThrottledError says login attempts for this username or address are
 // paused; RetryAfter is how long until the next attempt is considered.
-type ThrottledError struct{ RetryAfter time.Duration }
+type ThrottledError struct {
+	RetryAfter time.Duration
+	// Busy: another sign-in for the same name or address is being checked
+	// right now, rather than too many having failed.
+	Busy bool
+}
 
 func (e *ThrottledError) Error() string {
+	if e.Busy {
+		return "flows: another sign-in for this account is being checked; retry in a moment"
+	}
 	return fmt.Sprintf("flows: too many failed logins; retry in %s", e.RetryAfter.Round(time.Second))
 }
 
@@ -93,7 +101,7 @@ func (d *Directory) Authenticate(ctx context.Context, username, password, ip str
 	keys := d.throttle.keys(username, ip)
 	release, free := d.throttle.begin(keys)
 	if !free {
-		return User{}, &ThrottledError{RetryAfter: time.Second}
+		return User{}, &ThrottledError{RetryAfter: time.Second, Busy: true}
 	}
 	defer release()
 	wait, storeOK := d.throttle.wait(ctx, keys...)
