@@ -30,17 +30,9 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.config, "config", "", "configuration `file` (JSON)")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "postern gateway: unexpected argument %q\n", fs.Arg(0))
-		return exitUsage
-	}
-	log, err := newLogger(stderr, f.logFormat, f.logLevel)
-	if err != nil {
-		fmt.Fprintln(stderr, "postern gateway:", err)
-		return exitUsage
+	log, code := parseCommand("gateway", fs, args, &f.logFormat, &f.logLevel, stderr)
+	if code != exitOK {
+		return code
 	}
 	if f.config == "" {
 		fmt.Fprintln(stderr, "postern gateway: --config is required")

@@ -186,6 +186,25 @@ func reloadKeys(ctx context.Context, km *keys.Manager, every time.Duration, log 
 	}
 }
 
+// parseCommand parses a long-running subcommand's flags, refuses stray
+// arguments and builds its logger; a code other than exitOK means it has
+// already told the user why.
+func parseCommand(name string, fs *flag.FlagSet, args []string, format, level *string, stderr io.Writer) (*slog.Logger, int) {
+	if err := fs.Parse(args); err != nil {
+		return nil, exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "postern %s: unexpected argument %q\n", name, fs.Arg(0))
+		return nil, exitUsage
+	}
+	log, err := newLogger(stderr, *format, *level)
+	if err != nil {
+		fmt.Fprintf(stderr, "postern %s: %v\n", name, err)
+		return nil, exitUsage
+	}
+	return log, exitOK
+}
+
 func runServe(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -193,17 +212,9 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	f.register(fs)
 	// Not in register: the keys commands share those flags and have nothing to profile.
 	fs.StringVar(&f.pprof, "pprof", "", "serve net/http/pprof on this separate `host:port` (off by default; keep it on loopback)")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "postern serve: unexpected argument %q\n", fs.Arg(0))
-		return exitUsage
-	}
-	log, err := newLogger(stderr, f.logFormat, f.logLevel)
-	if err != nil {
-		fmt.Fprintln(stderr, "postern serve:", err)
-		return exitUsage
+	log, code := parseCommand("serve", fs, args, &f.logFormat, &f.logLevel, stderr)
+	if code != exitOK {
+		return code
 	}
 	cfg, err := loadServeConfig(&f)
 	if err != nil {
