@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +16,6 @@ import (
 	"github.com/postern-auth/postern/flows"
 	"github.com/postern-auth/postern/flows/samltest"
 	"github.com/postern-auth/postern/keys"
-	"github.com/postern-auth/postern/storage/bolt"
 )
 
 type samlFixture struct {
@@ -27,19 +25,7 @@ type samlFixture struct {
 
 func newSAMLFixture(t *testing.T, issuer string) *samlFixture {
 	t.Helper()
-	st, err := bolt.Open(filepath.Join(t.TempDir(), "postern.db"), bolt.Options{SweepInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	sec, err := keys.NewSecret([]byte("authz-test-secret-0123456789abcdef-xyz"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	km, err := keys.Open(context.Background(), st, sec, keys.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, sec, km := newStoreAndKeys(t)
 	spKey, spCert, err := keys.SAMLKeyPair(context.Background(), st, sec, "corp")
 	if err != nil {
 		t.Fatal(err)

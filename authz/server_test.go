@@ -23,11 +23,11 @@ type fixture struct {
 	secret string // billing's client secret
 }
 
-// newFixture builds a server on a real bbolt store (fsync on) in a temp dir.
-func newFixture(tb testing.TB, format string) *fixture {
+// newStoreAndKeys opens a real bbolt store (fsync on) in a temp dir, with
+// the test system secret and a signing key.
+func newStoreAndKeys(tb testing.TB) (*bolt.Store, keys.Secret, *keys.Manager) {
 	tb.Helper()
-	dir := tb.TempDir()
-	st, err := bolt.Open(filepath.Join(dir, "postern.db"), bolt.Options{SweepInterval: -1})
+	st, err := bolt.Open(filepath.Join(tb.TempDir(), "postern.db"), bolt.Options{SweepInterval: -1})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -40,6 +40,13 @@ func newFixture(tb testing.TB, format string) *fixture {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	return st, sec, km
+}
+
+// newFixture builds a server on a real bbolt store (fsync on) in a temp dir.
+func newFixture(tb testing.TB, format string) *fixture {
+	tb.Helper()
+	st, sec, km := newStoreAndKeys(tb)
 	secret, err := flows.GenerateClientSecret()
 	if err != nil {
 		tb.Fatal(err)
