@@ -158,9 +158,6 @@ const (
 // config loader reports the same problems with field names first.
 func (c *Config) check() error {
 	var errs []error
-	if c.Issuer == "" {
-		errs = append(errs, errors.New("issuer is required"))
-	}
 	switch c.ForwardedHeader {
 	case "", ForwardedHeaderX, ForwardedHeaderRFC7239:
 	default:
@@ -197,6 +194,11 @@ func (c *Config) check() error {
 			}
 		}
 		needAuth = needAuth || !r.Public
+	}
+	// Only routes that check tokens need the authorization server; a
+	// gateway of public routes alone (a rate-limited front) has none.
+	if needAuth && c.Issuer == "" {
+		errs = append(errs, errors.New("issuer is required when a route is not public"))
 	}
 	if needAuth && (c.ClientID == "" || c.ClientSecret == "") {
 		errs = append(errs, errors.New("client_id and client_secret are required for routes that need a token"))

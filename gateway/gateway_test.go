@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"io"
 	"net"
@@ -553,4 +554,32 @@ func TestMetrics(t *testing.T) {
 func port(u string) string {
 	_, p, _ := net.SplitHostPort(strings.TrimPrefix(u, "http://"))
 	return p
+}
+
+// A gateway of public routes alone needs no authorization server: it starts
+// without an issuer, warms up without one, and serves.
+func TestPublicOnlyGateway(t *testing.T) {
+	b := newEchoBackend(t)
+	gw, err := New(Config{Routes: []Route{{PathPrefix: "/status", Upstream: mustURL(b.srv.URL), Public: true}}})
+	if err != nil {
+		t.Fatalf("New without issuer for public routes: %v", err)
+	}
+	defer gw.Close()
+	if err := gw.Warm(context.Background()); err != nil {
+		t.Errorf("Warm: %v", err)
+	}
+	srv := httptest.NewServer(gw)
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/status/ping")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || b.hits.Load() != 1 {
+		t.Errorf("public-only gateway: status %d, backend hits %d", resp.StatusCode, b.hits.Load())
+	}
+	// A route that checks tokens still needs the issuer.
+	if _, err := New(Config{ClientID: "gw", ClientSecret: "s", Routes: []Route{{PathPrefix: "/api", Upstream: mustURL(b.srv.URL)}}}); err == nil || !strings.Contains(err.Error(), "issuer is required") {
+		t.Errorf("protected route without issuer: %v", err)
+	}
 }

@@ -20,6 +20,11 @@ var forwardingHeaders = []string{
 	"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto",
 	"X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Server",
 	"X-Forwarded-Ssl", "X-Real-Ip", "X-Original-Url", "X-Rewrite-Url",
+	// Client addresses and identities other proxies and CDNs set, which
+	// backends and WAFs commonly believe (Envoy's mTLS caller identity
+	// among them): a client must not be able to choose them.
+	"X-Forwarded-Client-Cert", "True-Client-Ip", "X-Client-Ip", "Cf-Connecting-Ip",
+	"Fastly-Client-Ip", "X-Cluster-Client-Ip",
 }
 
 // protectedHeaders is the set of names no client may send to a backend:

@@ -22,6 +22,10 @@ func TestStripProtectedHeaders(t *testing.T) {
 		"X-FORWARDED-PROTO: https\r\n" +
 		"X-Forwarded-Prefix: /admin\r\n" +
 		"X-Real-IP: 1.2.3.4\r\n" +
+		"X-Forwarded-Client-Cert: Hash=forged;Subject=\"CN=admin\"\r\n" +
+		"True-Client-IP: 1.2.3.4\r\n" +
+		"CF-Connecting-IP: 1.2.3.4\r\n" +
+		"x_client_ip: 1.2.3.4\r\n" +
 		"x-authenticated-email: forged@example.com\r\n" +
 		"X_Authenticated_Email: forged@example.com\r\n" +
 		"X-Request-Id: keep\r\n" +

@@ -105,8 +105,10 @@ func (l *limiter) sweep(now time.Time) {
 			delete(l.buckets, k)
 		}
 	}
+	// Evict down to 90%, not just under the cap: otherwise every new caller
+	// of a flood would pay a full scan under the lock.
 	for k := range l.buckets {
-		if len(l.buckets) < l.max {
+		if len(l.buckets) < l.max-l.max/10 {
 			break
 		}
 		delete(l.buckets, k)

@@ -72,4 +72,14 @@ func TestLimiterHardCap(t *testing.T) {
 	if n := l.len(); n > 100 {
 		t.Errorf("limiter holds %d buckets, cap 100", n)
 	}
+	// Eviction makes room for a tenth of the cap at once, so a flood of new
+	// callers does not pay a full scan each.
+	l2 := newLimiter(100, clk.Now)
+	for i := range 100 {
+		l2.take(tier, fmt.Sprint("a-", i))
+	}
+	l2.take(tier, "one-more")
+	if n := l2.len(); n > 91 {
+		t.Errorf("after reaching the cap the limiter holds %d buckets, want room for the next tenth (≤ 91)", n)
+	}
 }
