@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -583,3 +585,68 @@ func TestPublicOnlyGateway(t *testing.T) {
 		t.Errorf("protected route without issuer: %v", err)
 	}
 }
+
+// A client that gives up while its token is being checked is not an outage
+// of the authorization server: no warning, no 503.
+func TestClientGoneDuringValidation(t *testing.T) {
+	var authURL string
+	entered := make(chan struct{}, 1)
+	release := make(chan struct{})
+	auth := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/.well-known/") {
+			json.NewEncoder(w).Encode(map[string]string{"issuer": authURL, "introspection_endpoint": authURL + "/introspect", "jwks_uri": authURL + "/jwks"})
+			return
+		}
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
+		// Hang: the gateway's check outlives its client on purpose.
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	defer auth.Close()
+	defer close(release) // runs first: lets the hanging handler end
+	authURL = auth.URL
+	b := newEchoBackend(t)
+	var logs strings.Builder
+	var mu sync.Mutex
+	gw, err := New(Config{Issuer: authURL, ClientID: "gw", ClientSecret: "s",
+		Logger: slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return logs.Write(p) }), nil)),
+		Routes: []Route{{PathPrefix: "/api", Upstream: mustURL(b.srv.URL)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	req := httptest.NewRequest(http.MethodGet, "/api/x", nil).WithContext(ctx)
+	req.Header.Set("Authorization", "Bearer some-opaque-token")
+	rec := httptest.NewRecorder()
+	done := make(chan struct{})
+	go func() { gw.ServeHTTP(rec, req); close(done) }()
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the introspection never started")
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the gateway did not give up when its client left")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if rec.Code == http.StatusServiceUnavailable || strings.Contains(logs.String(), "cannot validate token") {
+		t.Errorf("a departed client was reported as an outage: status %d, log %q", rec.Code, logs.String())
+	}
+	if b.hits.Load() != 0 {
+		t.Error("the request reached the backend")
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
