@@ -131,10 +131,18 @@ func (c *chromiumTab) checkPage(name string, want ...string) string {
 	if err != nil {
 		c.t.Fatalf("%s page: computed style: %v", name, err)
 	}
+	found := false
 	for _, p := range style {
-		if p.Name == "background-color" && p.Value != "rgb(243, 245, 248)" {
+		if p.Name != "background-color" {
+			continue
+		}
+		found = true
+		if p.Value != "rgb(243, 245, 248)" {
 			c.t.Errorf("%s page: body background %s: postern.css did not apply", name, p.Value)
 		}
+	}
+	if !found {
+		c.t.Errorf("%s page: body has no computed background-color: cannot tell postern.css applied", name)
 	}
 	return html
 }

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -232,6 +233,7 @@ func TestCrashLosesNoIssuedToken(t *testing.T) {
 	stop := make(chan struct{})
 	results := make([][]issued, 8)
 	failures := make([]int, 8)
+	var received atomic.Int64 // tokens fully received, across workers
 	var wg sync.WaitGroup
 	for w := range results {
 		wg.Add(1)
@@ -249,13 +251,18 @@ func TestCrashLosesNoIssuedToken(t *testing.T) {
 					// The whole 200 answer reached us: the server promised
 					// this token.
 					results[w] = append(results[w], issued{token: r.token, scope: sc.want})
+					received.Add(1)
 				} else {
 					failures[w]++
 				}
 			}
 		}()
 	}
-	time.Sleep(1500 * time.Millisecond)
+	// Wait until enough tokens were issued for the test to mean
+	// something, however slow the machine; bounded so a stuck server fails.
+	for deadline := time.Now().Add(30 * time.Second); received.Load() <= 50 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	f.srv.Kill() // SIGKILL while the workers are still asking
 	close(stop)
 	wg.Wait()

@@ -177,9 +177,11 @@ func TestPostgresReplicas(t *testing.T) {
 		verifier := oauth2.GenerateVerifier()
 		br := newBrowser(t)
 		p := br.login(r.a.URL, br.get(conf.AuthCodeURL("state-0123456789", oauth2.S256ChallengeOption(verifier))), "alice", "alice-password")
-		if strings.Contains(p.body, `name="decision"`) {
-			p = br.consent(r.a.URL, p, "allow", false)
+		// spa is not trusted: the user must be asked.
+		if !isConsentPage(p) {
+			t.Fatalf("untrusted spa: no consent page (status %d, location %q)\n%s", p.status, p.location, p.body)
 		}
+		p = br.consent(r.a.URL, p, "allow", false)
 		tok, err := conf.Exchange(ctx, callback(t, p).Get("code"), oauth2.VerifierOption(verifier))
 		if err != nil {
 			t.Fatalf("code issued by A, exchanged at B: %v", err)

@@ -545,9 +545,11 @@ func TestSecurityImplicit(t *testing.T) {
 	b := newBrowser(t)
 	q := url.Values{"response_type": {"token"}, "client_id": {"legacy"}, "redirect_uri": {callbackURL}, "scope": {"read"}, "state": {"state-implicit-001"}}
 	p := b.login(f.srv.URL, b.get(f.authURL(q)), "alice", "alice-password")
-	if isConsentPage(p) {
-		p = b.consent(f.srv.URL, p, "allow", false)
+	// legacy is not trusted: the user must be asked.
+	if !isConsentPage(p) {
+		t.Fatalf("implicit for the untrusted legacy client: no consent page (status %d, location %q)\n%s", p.status, p.location, p.body)
 	}
+	p = b.consent(f.srv.URL, p, "allow", false)
 	if p.status != http.StatusSeeOther {
 		t.Fatalf("implicit: status %d, want 303 to the callback\n%s", p.status, p.body)
 	}

@@ -1,0 +1,117 @@
+package test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+)
+
+// End-to-end checks of the command line as the built binary runs it.
+
+func TestCLIVersion(t *testing.T) {
+	t.Parallel()
+	out, errOut, code := runPostern(t, "", "version")
+	if code != 0 {
+		t.Fatalf("postern version: exit %d\nstderr: %s", code, errOut)
+	}
+	if !regexp.MustCompile(`^postern \S+\n$`).MatchString(out) {
+		t.Errorf("postern version printed %q, want \"postern VERSION\\n\"", out)
+	}
+}
+
+// A hash from `postern clients hash` works as client_secret_hash: the
+// client gets a token with the secret that was hashed.
+func TestCLIClientsHashAuthenticates(t *testing.T) {
+	t.Parallel()
+	const secret = "my chosen secret 0123"
+	out, errOut, code := runPostern(t, secret+"\n", "clients", "hash")
+	if code != 0 {
+		t.Fatalf("postern clients hash: exit %d\nstderr: %s", code, errOut)
+	}
+	hash := strings.TrimSpace(out)
+	if hash == "" || strings.Contains(hash, "\n") || strings.Contains(hash, secret) {
+		t.Fatalf("postern clients hash printed %q, want one hash line", out)
+	}
+	cfg := fmt.Sprintf(`{
+  "clients": [
+    {"client_id": "chosen", "client_secret_hash": %q, "grant_types": ["client_credentials"], "scope": "read"}
+  ]
+}`, hash)
+	srv := startServer(t, writeConfig(t, cfg), "")
+	conf := &clientcredentials.Config{
+		ClientID:     "chosen",
+		ClientSecret: secret,
+		TokenURL:     srv.URL + "/oauth2/token",
+		Scopes:       []string{"read"},
+		AuthStyle:    oauth2.AuthStyleInHeader,
+	}
+	tok, err := conf.Token(context.Background())
+	if err != nil {
+		t.Fatalf("token with the hashed secret: %v", err)
+	}
+	if tok.AccessToken == "" {
+		t.Error("empty access token")
+	}
+	// The wrong secret is still refused.
+	conf.ClientSecret = secret + "x"
+	if _, err := conf.Token(context.Background()); err == nil {
+		t.Error("a wrong secret got a token")
+	}
+}
+
+// With --log-format json every line the server writes to stderr is a JSON
+// object with a message.
+func TestCLILogFormatJSON(t *testing.T) {
+	t.Parallel()
+	cfg, secret := ccConfig(t, "opaque")
+	srv := startServer(t, writeConfig(t, cfg), "", "--log-format", "json")
+	// Make it log something beyond start-up.
+	conf := &clientcredentials.Config{ClientID: "billing", ClientSecret: secret, TokenURL: srv.URL + "/oauth2/token", Scopes: []string{"read"}}
+	if _, err := conf.Token(context.Background()); err != nil {
+		t.Fatalf("token: %v", err)
+	}
+	srv.Stop()
+	n := 0
+	for _, line := range strings.Split(srv.logs.String(), "\n") {
+		if line == "" || strings.HasPrefix(line, "[stdout] ") {
+			continue
+		}
+		n++
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Errorf("stderr line is not JSON (%v): %s", err, line)
+			continue
+		}
+		if _, ok := rec["msg"]; !ok {
+			t.Errorf("JSON log line has no \"msg\": %s", line)
+		}
+	}
+	if n == 0 {
+		t.Error("no log lines on stderr with --log-format json")
+	}
+}
+
+// postern check on a config with an unknown grant exits 2 and names the field.
+func TestCLICheckBadConfig(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "bad.json")
+	bad := `{"clients": [{"client_id": "web", "client_secret": "dev-secret-0123456789", "grant_types": ["client_credentials", "teleport"]}]}`
+	if err := os.WriteFile(path, []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := runPostern(t, "", "check", "--config", path)
+	if code != 2 {
+		t.Errorf("postern check on a bad config: exit %d, want 2\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	if !strings.Contains(errOut, "clients[0].grant_types") {
+		t.Errorf("postern check stderr does not name clients[0].grant_types:\n%s", errOut)
+	}
+}
