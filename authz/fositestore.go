@@ -182,6 +182,9 @@ func (s *fositeStore) create(ctx context.Context, kind storage.Kind, sig string,
 }
 
 func (s *fositeStore) get(ctx context.Context, kind storage.Kind, sig string, session fosite.Session) (*fosite.Request, storage.Token, error) {
+	if sig == "" {
+		return nil, storage.Token{}, fmt.Errorf("%s token: %w", kind, fosite.ErrNotFound)
+	}
 	t, err := s.store.GetToken(ctx, kind, sig)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):

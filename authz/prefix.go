@@ -38,15 +38,33 @@ func withPrefix(p, token string, sig string, err error) (string, string, error) 
 }
 
 func (s prefixedStrategy) AccessTokenSignature(ctx context.Context, t string) string {
-	return s.HMACSHAStrategyUnPrefixed.AccessTokenSignature(ctx, strings.TrimPrefix(t, prefixAccess))
+	rest, ok := strings.CutPrefix(t, prefixAccess)
+	if !ok {
+		// Not this kind of token: no store lookup for it (a refresh token
+		// offered as an access token, or garbage a gateway forwards).
+		return ""
+	}
+	return s.HMACSHAStrategyUnPrefixed.AccessTokenSignature(ctx, rest)
 }
 
 func (s prefixedStrategy) RefreshTokenSignature(ctx context.Context, t string) string {
-	return s.HMACSHAStrategyUnPrefixed.RefreshTokenSignature(ctx, strings.TrimPrefix(t, prefixRefresh))
+	rest, ok := strings.CutPrefix(t, prefixRefresh)
+	if !ok {
+		// Not this kind of token: no store lookup for it (a refresh token
+		// offered as an access token, or garbage a gateway forwards).
+		return ""
+	}
+	return s.HMACSHAStrategyUnPrefixed.RefreshTokenSignature(ctx, rest)
 }
 
 func (s prefixedStrategy) AuthorizeCodeSignature(ctx context.Context, t string) string {
-	return s.HMACSHAStrategyUnPrefixed.AuthorizeCodeSignature(ctx, strings.TrimPrefix(t, prefixCode))
+	rest, ok := strings.CutPrefix(t, prefixCode)
+	if !ok {
+		// Not this kind of token: no store lookup for it (a refresh token
+		// offered as an access token, or garbage a gateway forwards).
+		return ""
+	}
+	return s.HMACSHAStrategyUnPrefixed.AuthorizeCodeSignature(ctx, rest)
 }
 
 func (s prefixedStrategy) GenerateAccessToken(ctx context.Context, r fosite.Requester) (string, string, error) {

@@ -2,6 +2,7 @@ package authz
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -144,8 +145,19 @@ func TestJWTAccessTokenIntrospects(t *testing.T) {
 	if info["active"] != true || info["client_id"] != "billing" {
 		t.Fatalf("introspection = %s", rec.Body)
 	}
-	// A tampered signature must not introspect.
-	bad := tok[:len(tok)-4] + "AAAA"
+	// A tampered payload under the original signature finds the stored
+	// record (it is keyed by the signature), so only the JWS check can
+	// refuse it.
+	parts := strings.Split(tok, ".")
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := strings.Replace(string(payload), `"scope":"read write"`, `"scope":"admin"`, 1)
+	if forged == string(payload) {
+		t.Fatalf("payload %s has no scope to tamper with", payload)
+	}
+	bad := parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(forged)) + "." + parts[2]
 	rec = f.post(t, pathIntrospect, url.Values{"token": {bad}})
 	if !strings.Contains(rec.Body.String(), `"active":false`) {
 		t.Fatalf("tampered JWT introspection = %s", rec.Body)

@@ -63,13 +63,14 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	if grant == flows.GrantClientCredentials || grant == flows.GrantPassword {
 		grantRequested(ar, client)
 	}
-	if grant == flows.GrantPassword {
-		s.audit(r, "login", ar.GetSession().GetSubject(), client.ID, "password grant")
-	}
 	resp, err := s.provider.NewAccessResponse(ctx, ar)
 	if err != nil {
 		s.tokenError(ctx, w, r, ar, ex, grant, err)
 		return
+	}
+	// Recorded once tokens exist: a sign-in that issued nothing is not one.
+	if grant == flows.GrantPassword {
+		s.audit(r, "login", ar.GetSession().GetSubject(), client.ID, "password grant")
 	}
 	s.metrics.issued.WithLabelValues(grant).Inc()
 	s.provider.WriteAccessResponse(ctx, w, ar, resp)
