@@ -164,17 +164,23 @@ func (s *Store) AppendEvent(ctx context.Context, e storage.Event) error {
 // trimEvents drops a subject's oldest events beyond MaxEventsPerSubject.
 // The walk is bounded by the cap, so an append stays cheap.
 func trimEvents(b *bbolt.Bucket, prefix []byte) error {
-	var keys [][]byte
+	// Count first, keeping nothing: usually the subject is under the cap
+	// and nothing is collected at all.
 	c := b.Cursor()
+	n := 0
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-		keys = append(keys, k)
-		if len(keys) > 2*storage.MaxEventsPerSubject {
-			break // never more than one over the cap in practice
-		}
+		n++
 	}
-	extra := len(keys) - storage.MaxEventsPerSubject
-	for i := 0; i < extra; i++ {
-		if err := b.Delete(bytes.Clone(keys[i])); err != nil {
+	extra := n - storage.MaxEventsPerSubject
+	if extra <= 0 {
+		return nil
+	}
+	old := make([][]byte, 0, extra)
+	for k, _ := c.Seek(prefix); k != nil && len(old) < extra; k, _ = c.Next() {
+		old = append(old, bytes.Clone(k))
+	}
+	for _, k := range old {
+		if err := b.Delete(k); err != nil {
 			return err
 		}
 	}

@@ -66,12 +66,6 @@ import (
 
 var _ storage.Store = (*Store)(nil)
 
-// ErrUnavailable is storage.ErrUnavailable, which errors of this package
-// wrap when the database could not be reached or did not answer in time
-// (down, restarting, failing over, overloaded): the same request may
-// succeed later. The HTTP layer answers 503 temporarily_unavailable.
-var ErrUnavailable = storage.ErrUnavailable
-
 const (
 	defaultTimeout       = 5 * time.Second
 	defaultSweepInterval = time.Minute
@@ -91,7 +85,7 @@ type Options struct {
 	// DSN, else none.
 	MinConns int32
 	// Timeout bounds every call, from waiting for a pool connection to the
-	// last row (default 5s). Past it the call fails with ErrUnavailable.
+	// last row (default 5s). Past it the call fails with storage.ErrUnavailable.
 	Timeout time.Duration
 	// StatementTimeout is the server-side statement_timeout (default:
 	// Timeout), so the database abandons what postern gave up on. A
@@ -285,7 +279,7 @@ func classify(parent context.Context, err error) error {
 	if isOutcome(err) || parent.Err() != nil || !unavailable(err) {
 		return err
 	}
-	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	return fmt.Errorf("%w: %w", storage.ErrUnavailable, err)
 }
 
 // isOutcome tells the answers a call gives its caller from failures.

@@ -434,7 +434,7 @@ func TestUnavailable(t *testing.T) {
 		start := time.Now()
 		_, err := s.GetToken(t.Context(), tk.Kind, tk.Signature)
 		took := time.Since(start)
-		if !errors.Is(err, ErrUnavailable) {
+		if !errors.Is(err, storage.ErrUnavailable) {
 			t.Errorf("%s: GetToken = %v, want ErrUnavailable", what, err)
 		}
 		if took > bound+time.Second {
@@ -442,7 +442,7 @@ func TestUnavailable(t *testing.T) {
 		}
 		start = time.Now()
 		_, err = s.Redeem(t.Context(), storage.RefreshToken, "x", nil)
-		if !errors.Is(err, ErrUnavailable) || time.Since(start) > bound+time.Second {
+		if !errors.Is(err, storage.ErrUnavailable) || time.Since(start) > bound+time.Second {
 			t.Errorf("%s: Redeem = %v after %v, want ErrUnavailable within the bound", what, err, time.Since(start))
 		}
 	}
@@ -480,7 +480,7 @@ func TestOpenUnavailable(t *testing.T) {
 	ln.Close() // nothing listens there now
 	start := time.Now()
 	_, err = Open(t.Context(), "postgres://postern:s3cret-pa55@"+addr+"/postern?sslmode=disable", Options{Timeout: time.Second})
-	if !errors.Is(err, ErrUnavailable) {
+	if !errors.Is(err, storage.ErrUnavailable) {
 		t.Errorf("Open on a closed port: %v, want ErrUnavailable", err)
 	}
 	if err != nil && strings.Contains(err.Error(), "s3cret-pa55") {
@@ -497,7 +497,7 @@ func TestCallerCancelIsNotUnavailable(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	_, err := s.GetToken(ctx, storage.AccessToken, "x")
-	if err == nil || errors.Is(err, ErrUnavailable) || !errors.Is(err, context.Canceled) {
+	if err == nil || errors.Is(err, storage.ErrUnavailable) || !errors.Is(err, context.Canceled) {
 		t.Errorf("GetToken with a cancelled context = %v, want context.Canceled and not ErrUnavailable", err)
 	}
 }

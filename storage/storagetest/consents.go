@@ -55,8 +55,8 @@ func testConsents(t *testing.T, s storage.Store) {
 	if c, err := s.GetConsent(ctx, "bob", "spa"); err != nil || !slices.Equal(c.Scopes, []string{"read"}) {
 		t.Errorf("bob's consent disturbed: %+v, %v", c, err)
 	}
-	if list, _ := s.ListConsents(ctx, "carol"); len(list) != 0 {
-		t.Errorf("ListConsents(carol) = %+v", list)
+	if list, err := s.ListConsents(ctx, "carol"); err != nil || len(list) != 0 {
+		t.Errorf("ListConsents(carol) = %+v, %v", list, err)
 	}
 }
 

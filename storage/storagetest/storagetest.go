@@ -476,7 +476,7 @@ func testRedeemConcurrent(t *testing.T, s storage.Store) {
 			}
 			winner = i
 		case errors.Is(err, storage.ErrInactive):
-			if recs[i].Signature != code.Signature || recs[i].RequestID != code.RequestID {
+			if recs[i].Signature != code.Signature || recs[i].RequestID != code.RequestID || recs[i].Active {
 				t.Errorf("redemption %d: ErrInactive with record %+v, want the code's record", i, recs[i])
 			}
 		default:
@@ -716,6 +716,9 @@ func testUseOnce(t *testing.T, s storage.Store) {
 	wantErr(t, "UseOnce replay", s.UseOnce(ctx, "jti", "id-1", exp), storage.ErrAlreadyExists)
 	// A replay must not extend or shorten anything either.
 	wantErr(t, "UseOnce replay, other exp", s.UseOnce(ctx, "jti", "id-1", exp.Add(-59*time.Minute)), storage.ErrAlreadyExists)
+	if n, err := s.DeleteExpired(ctx, exp.Add(-time.Minute)); err != nil || n != 0 {
+		t.Fatalf("a replay moved the marker's expiry: DeleteExpired before it removed %d (%v)", n, err)
+	}
 
 	for _, c := range []struct{ ns, id string }{
 		{"saml", "id-1"},   // other namespace
