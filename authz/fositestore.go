@@ -251,11 +251,19 @@ func (s *fositeStore) GetClient(_ context.Context, id string) (fosite.Client, er
 	return c, nil
 }
 
+// maxJTILen bounds client-assertion IDs (RFC 7523 sets none; UUIDs are 36).
+const maxJTILen = 256
+
 // ClientAssertionJWTValid defers the replay check to SetClientAssertionJWT,
 // whose insert is the atomic check.
 func (s *fositeStore) ClientAssertionJWTValid(context.Context, string) error { return nil }
 
 func (s *fositeStore) SetClientAssertionJWT(ctx context.Context, jti string, exp time.Time) error {
+	if len(jti) > maxJTILen {
+		// The store keys markers by it; a client has no reason to send a
+		// longer one, and an attacker-sized key must not reach the store.
+		return fosite.ErrJTIKnown.WithHint("The client assertion's jti is too long.")
+	}
 	err := s.store.UseOnce(ctx, "client_assertion", jti, exp)
 	if errors.Is(err, storage.ErrAlreadyExists) {
 		return fosite.ErrJTIKnown

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,6 +82,7 @@ func TestPrivateKeyJWT(t *testing.T) {
 		{"other audience", assertion(t, key, "signer", "https://elsewhere.example/token", "jti-4", exp)},
 		{"expired", assertion(t, key, "signer", tokenURL, "jti-5", time.Now().Add(-time.Minute))},
 		{"not a JWT", "garbage"},
+		{"over-long jti", assertion(t, key, "signer", tokenURL, strings.Repeat("j", 300), exp)},
 	} {
 		resp, body := post(url.Values{"client_assertion": {tc.a}})
 		if resp.StatusCode != http.StatusUnauthorized || body["error"] != "invalid_client" {
