@@ -5,38 +5,49 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // Parallel guesses for one username cannot all be checked before the first
-// failure is counted: only one is in flight at a time, the rest are told to
-// wait.
+// failure is counted: while one is being checked (argon2 held open here),
+// every other attempt is told the account is busy.
 func TestParallelGuessesAreBounded(t *testing.T) {
-	d := NewDirectory([]User{{Username: "alice", Password: "right-password"}}, NewThrottle(ThrottleOptions{}))
+	hash, err := HashPassword("right-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := NewDirectory([]User{{Username: "alice", PasswordHash: hash}}, NewThrottle(ThrottleOptions{}))
+	var derives atomic.Int32
+	release := make(chan struct{})
+	real := d.verifier.derive
+	d.verifier.derive = func(pw, salt []byte, time, memory uint32, threads uint8, keyLen uint32) []byte {
+		derives.Add(1)
+		<-release
+		return real(pw, salt, time, memory, threads, keyLen)
+	}
+	const n = 40
 	var wg sync.WaitGroup
-	var mu sync.Mutex
-	checked, throttled := 0, 0
-	for i := range 40 {
+	var busy atomic.Int32
+	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			_, err := d.Authenticate(context.Background(), "alice", "guess-"+strings.Repeat("x", i), "198.51.100.1")
 			var te *ThrottledError
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case errors.As(err, &te):
-				throttled++
-			case errors.Is(err, ErrBadCredentials):
-				checked++
-			default:
-				t.Errorf("unexpected result: %v", err)
+			if errors.As(err, &te) && te.Busy {
+				busy.Add(1)
 			}
 		}()
 	}
+	for deadline := time.Now().Add(10 * time.Second); busy.Load() < n-1 && time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+	}
+	got, inCheck := busy.Load(), derives.Load()
+	close(release)
 	wg.Wait()
-	if checked > 6 || throttled < 34 {
-		t.Errorf("%d guesses checked, %d throttled; want at most the free failures plus one checked", checked, throttled)
+	if got != n-1 || inCheck != 1 {
+		t.Errorf("while one guess was being checked: %d busy refusals, %d password checks running; want %d and 1", got, inCheck, n-1)
 	}
 }
 
