@@ -8,7 +8,7 @@ import (
 	"github.com/ory/fosite/compose"
 	"github.com/ory/fosite/handler/oauth2"
 
-	"github.com/postern-auth/postern/flows"
+	"github.com/postern-auth/postern/clients"
 )
 
 // newProvider is the one place fosite is composed. Every grant Postern
@@ -31,7 +31,7 @@ func newProvider(cfg Config, store *fositeStore, hmacSecret []byte, keys KeySet)
 		EnforcePKCEForPublicClients:    true,
 		EnablePKCEPlainChallengeMethod: false,
 		// Refresh tokens follow the client's grant_types, not an
-		// "offline" scope (see flows for the policy).
+		// "offline" scope (see refreshPolicyConfig).
 		RefreshTokenScopes:         []string{},
 		SendDebugMessagesToClients: false,
 		MinParameterEntropy:        fosite.MinParameterEntropy,
@@ -79,7 +79,7 @@ const noRefreshScope = "\x00no-refresh-token"
 type refreshPolicyConfig struct{ *fosite.Config }
 
 func (c refreshPolicyConfig) GetRefreshTokenScopes(ctx context.Context) []string {
-	if ex := exchangeFrom(ctx); ex != nil && ex.client != nil && ex.client.HasGrant(flows.GrantRefreshToken) {
+	if ex := exchangeFrom(ctx); ex != nil && ex.client != nil && ex.client.HasGrant(clients.GrantRefreshToken) {
 		return nil
 	}
 	return []string{noRefreshScope}

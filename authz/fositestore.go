@@ -14,7 +14,8 @@ import (
 	"github.com/ory/fosite/handler/pkce"
 	fositestorage "github.com/ory/fosite/storage"
 
-	"github.com/postern-auth/postern/flows"
+	"github.com/postern-auth/postern/clients"
+	"github.com/postern-auth/postern/identity"
 	"github.com/postern-auth/postern/storage"
 )
 
@@ -23,10 +24,10 @@ import (
 // fosite requests and Postern's records.
 type fositeStore struct {
 	store    storage.Store
-	clients  map[string]*flows.Client
-	lifetime flows.Lifetimes
+	clients  map[string]*clients.Client
+	lifetime clients.Lifetimes
 	now      func() time.Time
-	users    *flows.Directory
+	users    *identity.Directory
 	cache    *decodeCache
 	// subjectOK says whether a token's user still stands (see
 	// Server.subjectActive); tokens of removed users decode as not found.
@@ -408,13 +409,13 @@ func (s *fositeStore) Authenticate(ctx context.Context, name, secret string) (st
 		return "", errors.New("password grant outside the token endpoint")
 	}
 	u, err := s.users.Authenticate(ctx, name, secret, ex.ip)
-	var throttled *flows.ThrottledError
+	var throttled *identity.ThrottledError
 	switch {
 	case errors.As(err, &throttled):
 		ex.throttled = throttled.RetryAfter
 		ex.busy = throttled.Busy
 		return "", fmt.Errorf("login throttled: %w", fosite.ErrNotFound)
-	case errors.Is(err, flows.ErrBadCredentials):
+	case errors.Is(err, identity.ErrBadCredentials):
 		ex.failed = name
 		return "", fmt.Errorf("password grant: %w", fosite.ErrNotFound)
 	case err != nil:
@@ -495,7 +496,7 @@ func (s *fositeStore) Rollback(ctx context.Context) error {
 type exchange struct {
 	reused *storage.Token
 	// For the password grant: who is asking from where, and the outcome.
-	client    *flows.Client
+	client    *clients.Client
 	session   *Session
 	ip        string
 	throttled time.Duration

@@ -8,16 +8,16 @@ import (
 
 	"github.com/ory/fosite"
 
-	"github.com/postern-auth/postern/flows"
+	"github.com/postern-auth/postern/clients"
 	"github.com/postern-auth/postern/storage"
 )
 
 // grantsServed are the grant types whose handlers are composed in fosite.go.
 var grantsServed = map[string]bool{
-	flows.GrantAuthorizationCode: true,
-	flows.GrantClientCredentials: true,
-	flows.GrantPassword:          true,
-	flows.GrantRefreshToken:      true,
+	clients.GrantAuthorizationCode: true,
+	clients.GrantClientCredentials: true,
+	clients.GrantPassword:          true,
+	clients.GrantRefreshToken:      true,
 }
 
 // handleToken is the token endpoint (RFC 6749 §3.2). It checks what fosite
@@ -54,13 +54,13 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		s.tokenError(ctx, w, r, ar, ex, grant, err)
 		return
 	}
-	client := ar.GetClient().(*flows.Client)
+	client := ar.GetClient().(*clients.Client)
 	if !client.HasGrant(grant) {
 		s.tokenError(ctx, w, r, ar, ex, grant, &oauthError{Status: http.StatusBadRequest, Code: "unauthorized_client", Description: "The client is not registered for grant type \"" + grant + "\"."})
 		return
 	}
 	ex.client = client
-	if grant == flows.GrantClientCredentials || grant == flows.GrantPassword {
+	if grant == clients.GrantClientCredentials || grant == clients.GrantPassword {
 		grantRequested(ar, client)
 	}
 	resp, err := s.provider.NewAccessResponse(ctx, ar)
@@ -69,7 +69,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Recorded once tokens exist: a sign-in that issued nothing is not one.
-	if grant == flows.GrantPassword {
+	if grant == clients.GrantPassword {
 		s.audit(r, "login", ar.GetSession().GetSubject(), client.ID, "password grant")
 	}
 	s.metrics.issued.WithLabelValues(grant).Inc()
@@ -79,7 +79,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 // grantRequested grants the requested scopes and audience (fosite has already
 // checked them against the client's registration). Without a scope parameter
 // the client gets every scope it is registered for (RFC 6749 §3.3 default).
-func grantRequested(ar fosite.AccessRequester, c *flows.Client) {
+func grantRequested(ar fosite.AccessRequester, c *clients.Client) {
 	scopes := ar.GetRequestedScopes()
 	if len(scopes) == 0 {
 		scopes = c.Scopes
@@ -102,7 +102,7 @@ func (s *Server) tokenError(ctx context.Context, w http.ResponseWriter, r *http.
 	// A client that authenticated but is not registered for the grant hears
 	// unauthorized_client, whatever the grant handler objected to first.
 	if ar != nil && e.Code != "invalid_client" {
-		if c, ok := ar.GetClient().(*flows.Client); ok && c != nil && !c.HasGrant(grant) {
+		if c, ok := ar.GetClient().(*clients.Client); ok && c != nil && !c.HasGrant(grant) {
 			e = &oauthError{Status: http.StatusBadRequest, Code: "unauthorized_client", Description: "The client is not registered for grant type \"" + grant + "\"."}
 		}
 	}
@@ -166,13 +166,13 @@ func authenticated(ar fosite.AccessRequester) bool {
 	if ar == nil {
 		return false
 	}
-	c, ok := ar.GetClient().(*flows.Client)
+	c, ok := ar.GetClient().(*clients.Client)
 	return ok && c != nil
 }
 
 // authenticateClient runs fosite's client authentication (method enforced)
 // for the introspection and revocation endpoints.
-func (s *Server) authenticateClient(ctx context.Context, r *http.Request, allowPublic bool) (*flows.Client, *oauthError) {
+func (s *Server) authenticateClient(ctx context.Context, r *http.Request, allowPublic bool) (*clients.Client, *oauthError) {
 	if _, _, basic := r.BasicAuth(); !basic && r.PostForm.Get("client_id") == "" && r.PostForm.Get("client_assertion") == "" {
 		return nil, &oauthError{Status: http.StatusUnauthorized, Code: "invalid_client", Description: "Client authentication is missing; use HTTP Basic, client_secret_post or a client assertion."}
 	}
@@ -184,7 +184,7 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, allowP
 		}
 		return nil, e
 	}
-	client := c.(*flows.Client)
+	client := c.(*clients.Client)
 	if client.IsPublic() && !allowPublic {
 		return nil, &oauthError{Status: http.StatusUnauthorized, Code: "invalid_client", Description: "A public client cannot call this endpoint."}
 	}
