@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"github.com/postern-auth/postern/confjson"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -289,13 +290,15 @@ func TestParseConfigErrors(t *testing.T) {
 		{name: "access_token_format upper case", config: `{"tokens": {"access_token_format": "JWT"}}`,
 			want: `config: tokens.access_token_format: unknown format "JWT" (want "opaque" or "jwt")`},
 		{name: "duration in words", config: `{"tokens": {"access_token_ttl": "1 hour"}}`,
-			want: `config: tokens: bad duration "1 hour"`},
+			want: `config: tokens.access_token_ttl: bad duration "1 hour"`},
 		{name: "duration in days", config: `{"tokens": {"refresh_token_ttl": "30d"}}`,
-			want: `config: tokens: bad duration "30d"`},
+			want: `config: tokens.refresh_token_ttl: bad duration "30d"`},
+		{name: "duration forever", config: `{"tokens": {"access_token_ttl": "forever"}}`,
+			want: `config: tokens.access_token_ttl: bad duration "forever"`},
 		{name: "duration as a number", config: `{"tokens": {"access_token_ttl": 3600}}`,
-			want: `config: tokens: expected a duration string such as "1h" or "30m"`},
+			want: `config: tokens.access_token_ttl: expected a duration string such as "1h" or "30m"`},
 		{name: "tokens is a string", config: `{"tokens": "1h"}`,
-			want: `config: tokens: expected main.tokensConfig, got string`},
+			want: `config: tokens: expected an object, got string`},
 		{name: "access_token_ttl below 1s", config: `{"tokens": {"access_token_ttl": "500ms"}}`,
 			want: `config: tokens.access_token_ttl: must be at least 1s, got 500ms`},
 		{name: "negative refresh_token_ttl", config: `{"tokens": {"refresh_token_ttl": "-1h"}}`,
@@ -321,13 +324,13 @@ func TestParseConfigErrors(t *testing.T) {
 		{name: "negative rotation_overlap", config: `{"keys": {"rotation_overlap": "-24h"}}`,
 			want: `config: keys.rotation_overlap: must be positive`},
 		{name: "rotation_overlap in days", config: `{"keys": {"rotation_overlap": "1d"}}`,
-			want: `config: keys: bad duration "1d"`},
+			want: `config: keys.rotation_overlap: bad duration "1d"`},
 
 		// Login.
 		{name: "unknown field in login", config: `{"login": {"session_timeout": "8h"}}`,
 			want: `config: login: unknown field "session_timeout"`},
 		{name: "bad session_ttl", config: `{"login": {"session_ttl": "1 day"}}`,
-			want: `config: login: bad duration "1 day"`},
+			want: `config: login.session_ttl: bad duration "1 day"`},
 		{name: "session_ttl below 1m", config: `{"login": {"session_ttl": "59s"}}`,
 			want: `config: login.session_ttl: 59s is outside 1m to 720h`},
 		{name: "negative session_ttl", config: `{"login": {"session_ttl": "-8h"}}`,
@@ -424,9 +427,9 @@ func TestParseConfigErrors(t *testing.T) {
 			} else if got != tt.want {
 				t.Errorf("error = %q\nwant    %q", got, tt.want)
 			}
-			var ce *configError
+			var ce *confjson.Error
 			if !errors.As(err, &ce) {
-				t.Errorf("error is %T, want *configError", err)
+				t.Errorf("error is %T, want *confjson.Error", err)
 			}
 		})
 	}
@@ -782,7 +785,7 @@ func TestLoadConfig(t *testing.T) {
 
 	big := filepath.Join(dir, "big.json")
 	// Valid JSON (an object followed by whitespace) one byte over the limit.
-	data := append([]byte("{}"), make([]byte, maxConfigBytes-1)...)
+	data := append([]byte("{}"), make([]byte, confjson.MaxFileBytes-1)...)
 	for i := 2; i < len(data); i++ {
 		data[i] = ' '
 	}
@@ -794,11 +797,11 @@ func TestLoadConfig(t *testing.T) {
 		t.Errorf("oversized file: error %v, want a size error", err)
 	}
 	// At the limit exactly it loads.
-	if err := os.WriteFile(big, data[:maxConfigBytes], 0o600); err != nil {
+	if err := os.WriteFile(big, data[:confjson.MaxFileBytes], 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := loadConfig(big, mapEnv(nil)); err != nil {
-		t.Errorf("file of exactly maxConfigBytes: %v", err)
+		t.Errorf("file of exactly confjson.MaxFileBytes: %v", err)
 	}
 }
 

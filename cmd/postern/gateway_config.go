@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"github.com/postern-auth/postern/confjson"
 	"net"
 	"net/netip"
 	"net/url"
@@ -39,12 +40,6 @@ type gatewayFile struct {
 	ClientTiers     map[string]string          `json:"client_tiers"`
 	Routes          []json.RawMessage          `json:"routes"`
 	ClaimHeaders    map[string]string          `json:"claim_headers"`
-}
-
-type gwTLSFile struct {
-	CertFile string `json:"cert_file"`
-	KeyFile  string `json:"key_file"`
-	CAFile   string `json:"ca_file"`
 }
 
 type gwCacheFile struct {
@@ -106,7 +101,7 @@ type GatewayConfig struct {
 const defaultGatewayListen = "127.0.0.1:8080"
 
 func loadGatewayConfig(path string, getenv func(string) string) (*GatewayConfig, error) {
-	raw, err := readConfigFile(path)
+	raw, err := confjson.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
@@ -114,12 +109,12 @@ func loadGatewayConfig(path string, getenv func(string) string) (*GatewayConfig,
 }
 
 func parseGatewayConfig(raw []byte, getenv func(string) string) (*GatewayConfig, error) {
-	expanded, err := expandEnv(raw, getenv)
+	expanded, err := confjson.ExpandEnv(raw, getenv)
 	if err != nil {
 		return nil, err
 	}
 	var gf gatewayFile
-	if err := strictDecode(expanded, &gf, ""); err != nil {
+	if err := confjson.Decode(expanded, &gf, ""); err != nil {
 		return nil, err
 	}
 	return gf.validate()
@@ -131,25 +126,25 @@ func (gf *gatewayFile) validate() (*GatewayConfig, error) {
 	if c.Listen == "" {
 		c.Listen = defaultGatewayListen
 	} else if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		return nil, errAt("listen", "expected host:port, got %q", c.Listen)
+		return nil, confjson.Errorf("listen", "expected host:port, got %q", c.Listen)
 	}
 	if c.AdminListen != "" {
 		if _, _, err := net.SplitHostPort(c.AdminListen); err != nil {
-			return nil, errAt("admin_listen", "expected host:port, got %q", c.AdminListen)
+			return nil, confjson.Errorf("admin_listen", "expected host:port, got %q", c.AdminListen)
 		}
 		if _, port, _ := net.SplitHostPort(c.Listen); c.AdminListen == c.Listen && port != "0" {
-			return nil, errAt("admin_listen", "must differ from listen: metrics are not for the public")
+			return nil, confjson.Errorf("admin_listen", "must differ from listen: metrics are not for the public")
 		}
 	}
 	if len(gf.TLS) > 0 {
-		var tf gwTLSFile
-		if err := strictDecode(gf.TLS, &tf, "tls"); err != nil {
+		var tf confjson.TLSFiles
+		if err := confjson.Decode(gf.TLS, &tf, "tls"); err != nil {
 			return nil, err
 		}
 		if tf.CAFile != "" {
-			return nil, errAt("tls.ca_file", "client certificates toward the gateway are not supported")
+			return nil, confjson.Errorf("tls.ca_file", "client certificates toward the gateway are not supported")
 		}
-		cert, err := loadKeyPair("tls", tf)
+		cert, err := tf.LoadKeyPair("tls")
 		if err != nil {
 			return nil, err
 		}
@@ -177,11 +172,11 @@ func (gf *gatewayFile) validate() (*GatewayConfig, error) {
 	if needToken {
 		switch {
 		case g.Issuer == "":
-			return nil, errAt("issuer", "is required: routes that need a token are checked against it")
+			return nil, confjson.Errorf("issuer", "is required: routes that need a token are checked against it")
 		case g.ClientID == "":
-			return nil, errAt("client_id", "is required: the gateway introspects tokens as this client")
+			return nil, confjson.Errorf("client_id", "is required: the gateway introspects tokens as this client")
 		case g.ClientSecret == "":
-			return nil, errAt("client_secret", "is required (use ${ENV_VAR} to keep it out of git)")
+			return nil, confjson.Errorf("client_secret", "is required (use ${ENV_VAR} to keep it out of git)")
 		}
 	}
 	return c, nil
@@ -191,33 +186,35 @@ func (gf *gatewayFile) validate() (*GatewayConfig, error) {
 // and forwarded_header.
 func (gf *gatewayFile) identity(g *gateway.Config) error {
 	if gf.Issuer != "" {
-		iss, err := validateIssuer(gf.Issuer)
+		iss, err := confjson.Issuer(gf.Issuer)
 		if err != nil {
-			return errAt("issuer", "%v", err)
+			return confjson.Errorf("issuer", "%v", err)
 		}
 		g.Issuer = iss
 	}
 	g.ClientID, g.ClientSecret, g.Audience = gf.ClientID, gf.ClientSecret, gf.Audience
-	if g.ClientID != "" && !clientIDPattern.MatchString(g.ClientID) {
-		return errAt("client_id", "%q must be 1-128 characters of A-Z a-z 0-9 . _ ~ -", g.ClientID)
+	if g.ClientID != "" {
+		if err := confjson.ClientID(g.ClientID); err != nil {
+			return confjson.Errorf("client_id", "%v", err)
+		}
 	}
 	if gf.PublicURL != "" {
 		u, err := url.Parse(gf.PublicURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return errAt("public_url", "expected an absolute http(s) URL such as https://api.example.com, got %q", gf.PublicURL)
+			return confjson.Errorf("public_url", "expected an absolute http(s) URL such as https://api.example.com, got %q", gf.PublicURL)
 		}
 		if u.User != nil || u.RawQuery != "" || u.Fragment != "" || strings.ContainsAny(gf.PublicURL, "?#") {
-			return errAt("public_url", "must not contain user info, a query or a fragment")
+			return confjson.Errorf("public_url", "must not contain user info, a query or a fragment")
 		}
 		if _, err := netip.ParseAddr(u.Hostname()); err != nil && !hostnamePattern.MatchString(u.Hostname()) {
-			return errAt("public_url", "%q is not a valid host name", u.Hostname())
+			return confjson.Errorf("public_url", "%q is not a valid host name", u.Hostname())
 		}
 		g.PublicURL = u
 	}
 	for i, s := range gf.TrustedProxies {
 		p, err := parseCIDR(s)
 		if err != nil {
-			return errAt(fmt.Sprintf("trusted_proxies[%d]", i), "%v", err)
+			return confjson.Errorf(fmt.Sprintf("trusted_proxies[%d]", i), "%v", err)
 		}
 		g.TrustedProxies = append(g.TrustedProxies, p)
 	}
@@ -227,7 +224,7 @@ func (gf *gatewayFile) identity(g *gateway.Config) error {
 	case gateway.ForwardedHeaderX, gateway.ForwardedHeaderRFC7239:
 		g.ForwardedHeader = gf.ForwardedHeader
 	default:
-		return errAt("forwarded_header", "expected %q (X-Forwarded-For, -Proto, -Host, -Port, -Prefix) or %q (RFC 7239 Forwarded): the one header family the trusted proxies overwrite; got %q",
+		return confjson.Errorf("forwarded_header", "expected %q (X-Forwarded-For, -Proto, -Host, -Port, -Prefix) or %q (RFC 7239 Forwarded): the one header family the trusted proxies overwrite; got %q",
 			gateway.ForwardedHeaderX, gateway.ForwardedHeaderRFC7239, gf.ForwardedHeader)
 	}
 	return nil
@@ -258,33 +255,33 @@ func (gf *gatewayFile) caches(g *gateway.Config) error {
 	g.Cache = gateway.CacheConfig{TTL: gateway.DefaultCacheTTL, NegativeTTL: gateway.DefaultNegativeTTL, MaxEntries: gateway.DefaultCacheEntries}
 	if len(gf.Cache) > 0 {
 		var cf gwCacheFile
-		if err := strictDecode(gf.Cache, &cf, "cache"); err != nil {
+		if err := confjson.Decode(gf.Cache, &cf, "cache"); err != nil {
 			return err
 		}
 		var err error
-		if g.Cache.TTL, err = parseDuration("cache.ttl", cf.TTL, g.Cache.TTL, 0); err != nil {
+		if g.Cache.TTL, err = confjson.ParseDuration("cache.ttl", cf.TTL, g.Cache.TTL, 0); err != nil {
 			return err
 		}
-		if g.Cache.NegativeTTL, err = parseDuration("cache.negative_ttl", cf.NegativeTTL, g.Cache.NegativeTTL, 0); err != nil {
+		if g.Cache.NegativeTTL, err = confjson.ParseDuration("cache.negative_ttl", cf.NegativeTTL, g.Cache.NegativeTTL, 0); err != nil {
 			return err
 		}
 		if cf.MaxEntries != nil {
 			if *cf.MaxEntries < 1 {
-				return errAt("cache.max_entries", "must be at least 1 (set ttl to \"0s\" to disable the cache)")
+				return confjson.Errorf("cache.max_entries", "must be at least 1 (set ttl to \"0s\" to disable the cache)")
 			}
 			g.Cache.MaxEntries = *cf.MaxEntries
 		}
 	}
 	if len(gf.JWKS) > 0 {
 		var jf gwJWKSFile
-		if err := strictDecode(gf.JWKS, &jf, "jwks"); err != nil {
+		if err := confjson.Decode(gf.JWKS, &jf, "jwks"); err != nil {
 			return err
 		}
 		var err error
-		if g.JWKS.MaxAge, err = parseDuration("jwks.max_age", jf.MaxAge, gateway.DefaultJWKSMaxAge, time.Second); err != nil {
+		if g.JWKS.MaxAge, err = confjson.ParseDuration("jwks.max_age", jf.MaxAge, gateway.DefaultJWKSMaxAge, time.Second); err != nil {
 			return err
 		}
-		if g.JWKS.MinRefetchInterval, err = parseDuration("jwks.min_refetch_interval", jf.MinRefetchInterval, gateway.DefaultJWKSMinRefetch, 0); err != nil {
+		if g.JWKS.MinRefetchInterval, err = confjson.ParseDuration("jwks.min_refetch_interval", jf.MinRefetchInterval, gateway.DefaultJWKSMinRefetch, 0); err != nil {
 			return err
 		}
 		if g.JWKS.MinRefetchInterval == 0 {
@@ -294,21 +291,6 @@ func (gf *gatewayFile) caches(g *gateway.Config) error {
 	return nil
 }
 
-// parseDuration reads a Go duration string; "" gives def.
-func parseDuration(path, s string, def, min time.Duration) (time.Duration, error) {
-	if s == "" {
-		return def, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, errAt(path, `expected a duration such as "30s" or "5m", got %q`, s)
-	}
-	if d < min {
-		return 0, errAt(path, "must be at least %s, got %s", min, d)
-	}
-	return d, nil
-}
-
 var tierNamePattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
 func (gf *gatewayFile) rateLimits(g *gateway.Config) error {
@@ -316,24 +298,24 @@ func (gf *gatewayFile) rateLimits(g *gateway.Config) error {
 	for _, name := range sortedKeys(gf.Tiers) {
 		path := "tiers." + name
 		if !tierNamePattern.MatchString(name) {
-			return errAt(path, "tier names are 1-64 characters of A-Z a-z 0-9 . _ -")
+			return confjson.Errorf(path, "tier names are 1-64 characters of A-Z a-z 0-9 . _ -")
 		}
 		var tf gwTierFile
-		if err := strictDecode(gf.Tiers[name], &tf, path); err != nil {
+		if err := confjson.Decode(gf.Tiers[name], &tf, path); err != nil {
 			return err
 		}
 		if tf.Requests < 1 {
-			return errAt(path+".requests", "must be at least 1")
+			return confjson.Errorf(path+".requests", "must be at least 1")
 		}
 		if tf.Per == "" {
-			return errAt(path+".per", `is required, e.g. "1s" or "1m"`)
+			return confjson.Errorf(path+".per", `is required, e.g. "1s" or "1m"`)
 		}
-		per, err := parseDuration(path+".per", tf.Per, 0, time.Millisecond)
+		per, err := confjson.ParseDuration(path+".per", tf.Per, 0, time.Millisecond)
 		if err != nil {
 			return err
 		}
 		if tf.Burst < 0 {
-			return errAt(path+".burst", "must not be negative (0 means the same as requests)")
+			return confjson.Errorf(path+".burst", "must not be negative (0 means the same as requests)")
 		}
 		g.Tiers[name] = gateway.Tier{Requests: tf.Requests, Per: per, Burst: tf.Burst}
 	}
@@ -341,7 +323,7 @@ func (gf *gatewayFile) rateLimits(g *gateway.Config) error {
 	for _, client := range sortedKeys(gf.ClientTiers) {
 		tier := gf.ClientTiers[client]
 		if _, ok := g.Tiers[tier]; !ok {
-			return errAt("client_tiers."+client, "unknown tier %q", tier)
+			return confjson.Errorf("client_tiers."+client, "unknown tier %q", tier)
 		}
 		g.ClientTiers[client] = tier
 	}
@@ -355,14 +337,14 @@ func (gf *gatewayFile) claims(g *gateway.Config) error {
 		h := gf.ClaimHeaders[claim]
 		path := "claim_headers." + claim
 		if claim == "" {
-			return errAt("claim_headers", "a claim name is empty")
+			return confjson.Errorf("claim_headers", "a claim name is empty")
 		}
 		if err := gateway.CheckClaimHeader(h); err != nil {
-			return errAt(path, "%v", err)
+			return confjson.Errorf(path, "%v", err)
 		}
 		canon := strings.ToLower(h)
 		if other, dup := headers[canon]; dup {
-			return errAt(path, "header %s already carries claim %q", h, other)
+			return confjson.Errorf(path, "header %s already carries claim %q", h, other)
 		}
 		headers[canon] = claim
 		g.ClaimHeaders[claim] = h
@@ -372,13 +354,13 @@ func (gf *gatewayFile) claims(g *gateway.Config) error {
 
 func (gf *gatewayFile) routes(g *gateway.Config) error {
 	if len(gf.Routes) == 0 {
-		return errAt("routes", "at least one route is required")
+		return confjson.Errorf("routes", "at least one route is required")
 	}
 	seen := map[string]int{}
 	for i, raw := range gf.Routes {
 		path := fmt.Sprintf("routes[%d]", i)
 		var rf gwRouteFile
-		if err := strictDecode(raw, &rf, path); err != nil {
+		if err := confjson.Decode(raw, &rf, path); err != nil {
 			return err
 		}
 		r, err := rf.validate(path, g.Tiers)
@@ -387,7 +369,7 @@ func (gf *gatewayFile) routes(g *gateway.Config) error {
 		}
 		key := strings.TrimRight(r.PathPrefix, "/")
 		if j, dup := seen[key]; dup {
-			return errAt(path+".path_prefix", "%q is already used by routes[%d]", r.PathPrefix, j)
+			return confjson.Errorf(path+".path_prefix", "%q is already used by routes[%d]", r.PathPrefix, j)
 		}
 		seen[key] = i
 		g.Routes = append(g.Routes, r)
@@ -405,39 +387,39 @@ func (rf *gwRouteFile) validate(path string, tiers map[string]gateway.Tier) (gat
 	}
 	switch p := rf.PathPrefix; {
 	case p == "":
-		return r, errAt(path+".path_prefix", "is required")
+		return r, confjson.Errorf(path+".path_prefix", "is required")
 	case !strings.HasPrefix(p, "/") || strings.ContainsAny(p, "?#% \t") || (p != "/" && pathpkg.Clean(p) != strings.TrimRight(p, "/")):
-		return r, errAt(path+".path_prefix", "%q must be a clean absolute path such as /search/v1", p)
+		return r, confjson.Errorf(path+".path_prefix", "%q must be a clean absolute path such as /search/v1", p)
 	case p == gateway.HealthPath || strings.HasPrefix(p, gateway.HealthPath+"/"):
-		return r, errAt(path+".path_prefix", "%s is the gateway's own health check", gateway.HealthPath)
+		return r, confjson.Errorf(path+".path_prefix", "%s is the gateway's own health check", gateway.HealthPath)
 	}
 	u, err := url.Parse(rf.Upstream)
 	switch {
 	case rf.Upstream == "":
-		return r, errAt(path+".upstream", "is required")
+		return r, confjson.Errorf(path+".upstream", "is required")
 	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
-		return r, errAt(path+".upstream", "expected an absolute http(s) URL, got %q", rf.Upstream)
+		return r, confjson.Errorf(path+".upstream", "expected an absolute http(s) URL, got %q", rf.Upstream)
 	case u.User != nil:
-		return r, errAt(path+".upstream", "must not contain credentials; use upstream_auth.basic")
+		return r, confjson.Errorf(path+".upstream", "must not contain credentials; use upstream_auth.basic")
 	case u.Fragment != "" || strings.Contains(rf.Upstream, "#"):
-		return r, errAt(path+".upstream", "must not contain a fragment")
+		return r, confjson.Errorf(path+".upstream", "must not contain a fragment")
 	}
 	r.Upstream = u
 	for j, s := range rf.Scopes {
-		if !scopeToken.MatchString(s) {
-			return r, errAt(fmt.Sprintf("%s.scopes[%d]", path, j), "invalid scope %q", s)
+		if !confjson.ScopeToken(s) {
+			return r, confjson.Errorf(fmt.Sprintf("%s.scopes[%d]", path, j), "invalid scope %q", s)
 		}
 	}
 	r.Scopes = rf.Scopes
 	if rf.Public && len(rf.Scopes) > 0 {
-		return r, errAt(path+".scopes", "a public route takes no token, so it cannot require scopes")
+		return r, confjson.Errorf(path+".scopes", "a public route takes no token, so it cannot require scopes")
 	}
 	if rf.Tier != "" {
 		if _, ok := tiers[rf.Tier]; !ok {
-			return r, errAt(path+".tier", "unknown tier %q", rf.Tier)
+			return r, confjson.Errorf(path+".tier", "unknown tier %q", rf.Tier)
 		}
 	}
-	if r.Timeout, err = parseDuration(path+".timeout", rf.Timeout, gateway.DefaultUpstreamTimeout, time.Millisecond); err != nil {
+	if r.Timeout, err = confjson.ParseDuration(path+".timeout", rf.Timeout, gateway.DefaultUpstreamTimeout, time.Millisecond); err != nil {
 		return r, err
 	}
 	if len(rf.UpstreamAuth) > 0 {
@@ -457,47 +439,47 @@ func (rf *gwRouteFile) validate(path string, tiers map[string]gateway.Tier) (gat
 // as browsers send them, so the gateway compares strings.
 func corsConfig(path string, raw json.RawMessage) (*gateway.CORS, error) {
 	var cf gwCORSFile
-	if err := strictDecode(raw, &cf, path); err != nil {
+	if err := confjson.Decode(raw, &cf, path); err != nil {
 		return nil, err
 	}
 	if len(cf.AllowedOrigins) == 0 {
-		return nil, errAt(path+".allowed_origins", `at least one origin is required, e.g. ["https://app.example.com"]`)
+		return nil, confjson.Errorf(path+".allowed_origins", `at least one origin is required, e.g. ["https://app.example.com"]`)
 	}
 	seen := map[string]int{}
 	for i, o := range cf.AllowedOrigins {
 		at := fmt.Sprintf("%s.allowed_origins[%d]", path, i)
 		switch {
 		case o == "*" && len(cf.AllowedOrigins) > 1:
-			return nil, errAt(at, `"*" allows every origin and must be the only entry`)
+			return nil, confjson.Errorf(at, `"*" allows every origin and must be the only entry`)
 		case o == "*" && cf.AllowCredentials:
-			return nil, errAt(path+".allow_credentials", `cannot be true with the origin "*": list the origins that may send credentials`)
+			return nil, confjson.Errorf(path+".allow_credentials", `cannot be true with the origin "*": list the origins that may send credentials`)
 		case o == "*":
 		default:
 			if j, dup := seen[o]; dup {
-				return nil, errAt(at, "%q is already listed as allowed_origins[%d]", o, j)
+				return nil, confjson.Errorf(at, "%q is already listed as allowed_origins[%d]", o, j)
 			}
 			if err := gateway.CheckOrigin(o); err != nil {
-				return nil, errAt(at, "%v", err)
+				return nil, confjson.Errorf(at, "%v", err)
 			}
 		}
 		seen[o] = i
 	}
 	for i, h := range cf.AllowedHeaders {
 		if err := gateway.CheckCORSHeader(h); err != nil {
-			return nil, errAt(fmt.Sprintf("%s.allowed_headers[%d]", path, i), "%v", err)
+			return nil, confjson.Errorf(fmt.Sprintf("%s.allowed_headers[%d]", path, i), "%v", err)
 		}
 	}
 	for i, h := range cf.ExposedHeaders {
 		if err := gateway.CheckCORSHeader(h); err != nil {
-			return nil, errAt(fmt.Sprintf("%s.exposed_headers[%d]", path, i), "%v", err)
+			return nil, confjson.Errorf(fmt.Sprintf("%s.exposed_headers[%d]", path, i), "%v", err)
 		}
 	}
-	maxAge, err := parseDuration(path+".max_age", cf.MaxAge, 0, 0)
+	maxAge, err := confjson.ParseDuration(path+".max_age", cf.MaxAge, 0, 0)
 	if err != nil {
 		return nil, err
 	}
 	if err := gateway.CheckCORSMaxAge(maxAge); err != nil {
-		return nil, errAt(path+".max_age", "%v", err)
+		return nil, confjson.Errorf(path+".max_age", "%v", err)
 	}
 	return &gateway.CORS{AllowedOrigins: cf.AllowedOrigins, AllowedHeaders: cf.AllowedHeaders, ExposedHeaders: cf.ExposedHeaders,
 		MaxAge: maxAge, AllowCredentials: cf.AllowCredentials}, nil
@@ -505,38 +487,38 @@ func corsConfig(path string, raw json.RawMessage) (*gateway.CORS, error) {
 
 func (rf *gwRouteFile) upstreamAuth(path string, r *gateway.Route) error {
 	var af gwUpstreamAuthFile
-	if err := strictDecode(rf.UpstreamAuth, &af, path); err != nil {
+	if err := confjson.Decode(rf.UpstreamAuth, &af, path); err != nil {
 		return err
 	}
 	switch {
 	case len(af.Basic) > 0 && len(af.TLS) > 0:
-		return errAt(path, "set basic or tls, not both")
+		return confjson.Errorf(path, "set basic or tls, not both")
 	case len(af.Basic) > 0:
 		var bf gwBasicFile
-		if err := strictDecode(af.Basic, &bf, path+".basic"); err != nil {
+		if err := confjson.Decode(af.Basic, &bf, path+".basic"); err != nil {
 			return err
 		}
 		if bf.Username == "" || strings.Contains(bf.Username, ":") {
-			return errAt(path+".basic.username", "is required and must not contain ':'")
+			return confjson.Errorf(path+".basic.username", "is required and must not contain ':'")
 		}
 		if bf.Password == "" {
-			return errAt(path+".basic.password", "is required (use ${ENV_VAR} to keep it out of git)")
+			return confjson.Errorf(path+".basic.password", "is required (use ${ENV_VAR} to keep it out of git)")
 		}
 		if r.ForwardAuthorization {
-			return errAt(path+".basic", "cannot be combined with forward_authorization: both set the Authorization header")
+			return confjson.Errorf(path+".basic", "cannot be combined with forward_authorization: both set the Authorization header")
 		}
 		r.BasicAuth = &gateway.BasicAuth{Username: bf.Username, Password: bf.Password}
 	case len(af.TLS) > 0:
-		var tf gwTLSFile
-		if err := strictDecode(af.TLS, &tf, path+".tls"); err != nil {
+		var tf confjson.TLSFiles
+		if err := confjson.Decode(af.TLS, &tf, path+".tls"); err != nil {
 			return err
 		}
 		if r.Upstream.Scheme != "https" {
-			return errAt(path+".tls", "needs an https upstream, got %q", r.Upstream.String())
+			return confjson.Errorf(path+".tls", "needs an https upstream, got %q", r.Upstream.String())
 		}
 		cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 		if tf.CertFile != "" || tf.KeyFile != "" {
-			cert, err := loadKeyPair(path+".tls", tf)
+			cert, err := tf.LoadKeyPair(path + ".tls")
 			if err != nil {
 				return err
 			}
@@ -545,33 +527,19 @@ func (rf *gwRouteFile) upstreamAuth(path string, r *gateway.Route) error {
 		if tf.CAFile != "" {
 			pem, err := os.ReadFile(tf.CAFile)
 			if err != nil {
-				return errAt(path+".tls.ca_file", "%v", err)
+				return confjson.Errorf(path+".tls.ca_file", "%v", err)
 			}
 			pool := x509.NewCertPool()
 			if !pool.AppendCertsFromPEM(pem) {
-				return errAt(path+".tls.ca_file", "%s holds no PEM certificates", tf.CAFile)
+				return confjson.Errorf(path+".tls.ca_file", "%s holds no PEM certificates", tf.CAFile)
 			}
 			cfg.RootCAs = pool
 		}
 		r.TLS = cfg
 	default:
-		return errAt(path, "set basic or tls")
+		return confjson.Errorf(path, "set basic or tls")
 	}
 	return nil
-}
-
-func loadKeyPair(path string, tf gwTLSFile) (tls.Certificate, error) {
-	switch {
-	case tf.CertFile == "":
-		return tls.Certificate{}, errAt(path+".cert_file", "is required with key_file")
-	case tf.KeyFile == "":
-		return tls.Certificate{}, errAt(path+".key_file", "is required with cert_file")
-	}
-	cert, err := tls.LoadX509KeyPair(tf.CertFile, tf.KeyFile)
-	if err != nil {
-		return tls.Certificate{}, errAt(path, "load certificate: %v", err)
-	}
-	return cert, nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {

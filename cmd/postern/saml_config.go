@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/postern-auth/postern/confjson"
 	"io"
 	"net"
 	"net/url"
@@ -54,10 +55,10 @@ var (
 func (sc samlProviderConfig) validate(path string) (SAMLProvider, []string, error) {
 	p := SAMLProvider{path: path}
 	if sc.ID == "" {
-		return p, nil, errAt(path+".id", "is required")
+		return p, nil, confjson.Errorf(path+".id", "is required")
 	}
 	if !samlIDPattern.MatchString(sc.ID) {
-		return p, nil, errAt(path+".id", "%q must be 1-64 characters of A-Z a-z 0-9 _ - (it appears in URLs)", sc.ID)
+		return p, nil, confjson.Errorf(path+".id", "%q must be 1-64 characters of A-Z a-z 0-9 _ - (it appears in URLs)", sc.ID)
 	}
 	p.ID = sc.ID
 	p.DisplayName = sc.DisplayName
@@ -65,23 +66,23 @@ func (sc samlProviderConfig) validate(path string) (SAMLProvider, []string, erro
 		p.DisplayName = sc.ID
 	}
 	if len(p.DisplayName) > 100 {
-		return p, nil, errAt(path+".display_name", "is longer than 100 characters")
+		return p, nil, confjson.Errorf(path+".display_name", "is longer than 100 characters")
 	}
 	p.SubjectPrefix = sc.SubjectPrefix
 	if p.SubjectPrefix == "" {
 		p.SubjectPrefix = sc.ID
 	}
 	if !samlIDPattern.MatchString(p.SubjectPrefix) {
-		return p, nil, errAt(path+".subject_prefix", "%q must be 1-64 characters of A-Z a-z 0-9 _ - (no colon: subjects are prefix:nameid)", sc.SubjectPrefix)
+		return p, nil, confjson.Errorf(path+".subject_prefix", "%q must be 1-64 characters of A-Z a-z 0-9 _ - (no colon: subjects are prefix:nameid)", sc.SubjectPrefix)
 	}
 	switch {
 	case sc.MetadataFile == "" && sc.MetadataURL == "":
-		return p, nil, errAt(path, "set metadata_file or metadata_url")
+		return p, nil, confjson.Errorf(path, "set metadata_file or metadata_url")
 	case sc.MetadataFile != "" && sc.MetadataURL != "":
-		return p, nil, errAt(path, "set metadata_file or metadata_url, not both")
+		return p, nil, confjson.Errorf(path, "set metadata_file or metadata_url, not both")
 	case sc.MetadataURL != "":
 		if err := validateMetadataURL(sc.MetadataURL); err != nil {
-			return p, nil, errAt(path+".metadata_url", "%v", err)
+			return p, nil, confjson.Errorf(path+".metadata_url", "%v", err)
 		}
 	}
 	p.MetadataFile, p.MetadataURL = sc.MetadataFile, sc.MetadataURL
@@ -96,9 +97,9 @@ func (sc samlProviderConfig) validate(path string) (SAMLProvider, []string, erro
 	}
 	switch {
 	case sc.NameIDFormat == "transient" || sc.NameIDFormat == "urn:oasis:names:tc:SAML:2.0:nameid-format:transient":
-		return p, nil, errAt(path+".name_id_format", "a transient NameID changes at every login, so it cannot name a user; use persistent")
+		return p, nil, confjson.Errorf(path+".name_id_format", "a transient NameID changes at every login, so it cannot name a user; use persistent")
 	case !ok:
-		return p, nil, errAt(path+".name_id_format", "unknown format %q (want unspecified, persistent or emailAddress)", sc.NameIDFormat)
+		return p, nil, confjson.Errorf(path+".name_id_format", "unknown format %q (want unspecified, persistent or emailAddress)", sc.NameIDFormat)
 	}
 	p.NameIDFormat = format
 
@@ -110,11 +111,11 @@ func (sc samlProviderConfig) validate(path string) (SAMLProvider, []string, erro
 	for _, c := range claims {
 		switch {
 		case c == "":
-			return p, nil, errAt(path+".attributes", "a claim name is empty")
+			return p, nil, confjson.Errorf(path+".attributes", "a claim name is empty")
 		case reservedClaims[c]:
-			return p, nil, errAt(path+".attributes."+c, "is reserved by the token format")
+			return p, nil, confjson.Errorf(path+".attributes."+c, "is reserved by the token format")
 		case sc.Attributes[c] == "":
-			return p, nil, errAt(path+".attributes."+c, "names no SAML attribute")
+			return p, nil, confjson.Errorf(path+".attributes."+c, "names no SAML attribute")
 		}
 	}
 	p.Attributes = sc.Attributes
@@ -156,11 +157,11 @@ func checkSAMLProviders(ps []SAMLProvider) error {
 	ids, prefixes := map[string]string{}, map[string]string{}
 	for _, p := range ps {
 		if other, dup := ids[p.ID]; dup {
-			return errAt(p.path+".id", "%q is already used by %s", p.ID, other)
+			return confjson.Errorf(p.path+".id", "%q is already used by %s", p.ID, other)
 		}
 		ids[p.ID] = p.path
 		if other, dup := prefixes[p.SubjectPrefix]; dup {
-			return errAt(p.path+".subject_prefix", "%q is already used by %s: its users would be the same accounts", p.SubjectPrefix, other)
+			return confjson.Errorf(p.path+".subject_prefix", "%q is already used by %s: its users would be the same accounts", p.SubjectPrefix, other)
 		}
 		prefixes[p.SubjectPrefix] = p.path
 	}
@@ -180,10 +181,10 @@ func readSAMLMetadata(ps []SAMLProvider, configDir string) error {
 		}
 		raw, err := readBounded(p.MetadataFile, samlsp.MaxMetadataBytes)
 		if err != nil {
-			return errAt(p.path+".metadata_file", "%v", err)
+			return confjson.Errorf(p.path+".metadata_file", "%v", err)
 		}
 		if _, err := samlsp.ParseIDPMetadata(raw); err != nil {
-			return errAt(p.path+".metadata_file", "%s: %v", p.MetadataFile, err)
+			return confjson.Errorf(p.path+".metadata_file", "%s: %v", p.MetadataFile, err)
 		}
 		p.Metadata = raw
 	}

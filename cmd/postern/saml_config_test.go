@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"github.com/postern-auth/postern/confjson"
 	"os"
 	"path/filepath"
 	"strings"
@@ -105,7 +106,7 @@ func TestLoadConfigSAMLMetadataFile(t *testing.T) {
 	}
 
 	_, err = loadConfig(write("missing.json", `{"saml_providers": [{"id": "corp", "metadata_file": "nope.xml"}]}`), mapEnv(nil))
-	var ce *configError
+	var ce *confjson.Error
 	if !errors.As(err, &ce) || ce.Path != "saml_providers[0].metadata_file" || !strings.Contains(err.Error(), filepath.Join(dir, "nope.xml")) {
 		t.Errorf("missing metadata file: %v", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/postern-auth/postern/confjson"
 	"io"
 	"log/slog"
 	"net"
@@ -76,7 +77,7 @@ func loadServeConfig(f *serveFlags) (*Config, error) {
 		cfg.Addr = f.addr
 	}
 	if f.issuer != "" {
-		iss, err := validateIssuer(f.issuer)
+		iss, err := confjson.Issuer(f.issuer)
 		if err != nil {
 			return nil, fmt.Errorf("--issuer: %w", err)
 		}
