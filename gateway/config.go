@@ -2,14 +2,19 @@ package gateway
 
 import (
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/netip"
 	"net/url"
+	pathpkg "path"
+	"regexp"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/postern-auth/postern/confjson"
 )
 
 // Config is a validated gateway configuration. The zero values of the
@@ -154,74 +159,198 @@ const (
 	defaultMaxRateLimitKeys = 100000
 )
 
-// check catches what a hand-built Config can get wrong. The command's
-// config loader reports the same problems with field names first.
+// check holds a Config, hand-built or parsed from a file, to every rule
+// about its values; ParseConfig leaves them all to it. The first problem
+// is reported with the file's field path ("routes[1].upstream: ...").
 func (c *Config) check() error {
-	var errs []error
-	switch c.ForwardedHeader {
-	case "", ForwardedHeaderX, ForwardedHeaderRFC7239:
-	default:
-		errs = append(errs, fmt.Errorf("forwarded_header %q must be %q or %q", c.ForwardedHeader, ForwardedHeaderX, ForwardedHeaderRFC7239))
+	for _, step := range []func() error{c.checkIdentity, c.checkLimits, c.checkClaims, c.checkRoutes} {
+		if err := step(); err != nil {
+			return err
+		}
 	}
-	needAuth := false
-	seen := map[string]bool{}
-	for i, r := range c.Routes {
-		if !strings.HasPrefix(r.PathPrefix, "/") {
-			errs = append(errs, fmt.Errorf("routes[%d]: path_prefix %q must start with /", i, r.PathPrefix))
-		}
-		p := normalizePrefix(r.PathPrefix)
-		if seen[p] {
-			errs = append(errs, fmt.Errorf("routes[%d]: path_prefix %q is used twice", i, r.PathPrefix))
-		}
-		seen[p] = true
-		if r.Upstream == nil || (r.Upstream.Scheme != "http" && r.Upstream.Scheme != "https") || r.Upstream.Host == "" {
-			errs = append(errs, fmt.Errorf("routes[%d]: upstream must be an absolute http(s) URL", i))
-		}
-		if r.Tier != "" {
-			if _, ok := c.Tiers[r.Tier]; !ok {
-				errs = append(errs, fmt.Errorf("routes[%d]: unknown tier %q", i, r.Tier))
-			}
-		}
-		if r.Public && len(r.Scopes) > 0 {
-			errs = append(errs, fmt.Errorf("routes[%d]: a public route cannot require scopes", i))
-		}
-		if r.BasicAuth != nil && r.ForwardAuthorization {
-			errs = append(errs, fmt.Errorf("routes[%d]: upstream basic auth and forward_authorization both set Authorization", i))
-		}
-		if r.CORS != nil {
-			if err := r.CORS.check(); err != nil {
-				errs = append(errs, fmt.Errorf("routes[%d]: cors: %w", i, err))
-			}
-		}
-		needAuth = needAuth || !r.Public
+	needToken := false
+	for _, r := range c.Routes {
+		needToken = needToken || !r.Public
 	}
 	// Only routes that check tokens need the authorization server; a
 	// gateway of public routes alone (a rate-limited front) has none.
-	if needAuth && c.Issuer == "" {
-		errs = append(errs, errors.New("issuer is required when a route is not public"))
+	switch {
+	case !needToken:
+	case c.Issuer == "":
+		return confjson.Errorf("issuer", "is required: routes that need a token are checked against it")
+	case c.ClientID == "":
+		return confjson.Errorf("client_id", "is required: the gateway introspects tokens as this client")
+	case c.ClientSecret == "":
+		return confjson.Errorf("client_secret", "is required (use ${ENV_VAR} to keep it out of git)")
 	}
-	if needAuth && (c.ClientID == "" || c.ClientSecret == "") {
-		errs = append(errs, errors.New("client_id and client_secret are required for routes that need a token"))
-	}
-	for name, t := range c.Tiers {
-		if t.Requests <= 0 || t.Per <= 0 || t.Burst < 0 {
-			errs = append(errs, fmt.Errorf("tier %q: requests and per must be positive", name))
+	return nil
+}
+
+var hostnamePattern = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9_-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9_-]*[A-Za-z0-9])?)*\.?$`)
+
+// checkIdentity: issuer, client_id, public_url, forwarded_header.
+func (c *Config) checkIdentity() error {
+	if c.Issuer != "" {
+		if _, err := confjson.Issuer(c.Issuer); err != nil {
+			return confjson.Errorf("issuer", "%v", err)
 		}
 	}
-	for client, tier := range c.ClientTiers {
-		if _, ok := c.Tiers[tier]; !ok {
-			errs = append(errs, fmt.Errorf("client_tiers[%q]: unknown tier %q", client, tier))
+	if c.ClientID != "" {
+		if err := confjson.ClientID(c.ClientID); err != nil {
+			return confjson.Errorf("client_id", "%v", err)
 		}
 	}
-	if c.Cache.TTL < 0 || c.Cache.NegativeTTL < 0 || c.Cache.MaxEntries < 0 {
-		errs = append(errs, errors.New("cache values must not be negative"))
+	if u := c.PublicURL; u != nil {
+		if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return confjson.Errorf("public_url", "expected an absolute http(s) URL such as https://api.example.com, got %q", u.String())
+		}
+		if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+			return confjson.Errorf("public_url", "must not contain user info, a query or a fragment")
+		}
+		if _, err := netip.ParseAddr(u.Hostname()); err != nil && !hostnamePattern.MatchString(u.Hostname()) {
+			return confjson.Errorf("public_url", "%q is not a valid host name", u.Hostname())
+		}
 	}
-	for claim, h := range c.ClaimHeaders {
+	switch c.ForwardedHeader {
+	case "", ForwardedHeaderX, ForwardedHeaderRFC7239:
+	default:
+		return confjson.Errorf("forwarded_header", "expected %q (X-Forwarded-For, -Proto, -Host, -Port, -Prefix) or %q (RFC 7239 Forwarded): the one header family the trusted proxies overwrite; got %q",
+			ForwardedHeaderX, ForwardedHeaderRFC7239, c.ForwardedHeader)
+	}
+	return nil
+}
+
+var tierNamePattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+// checkLimits: cache, tiers, client_tiers.
+func (c *Config) checkLimits() error {
+	switch {
+	case c.Cache.TTL < 0:
+		return confjson.Errorf("cache.ttl", "must be at least 0s, got %s", c.Cache.TTL)
+	case c.Cache.NegativeTTL < 0:
+		return confjson.Errorf("cache.negative_ttl", "must be at least 0s, got %s", c.Cache.NegativeTTL)
+	case c.Cache.MaxEntries < 0:
+		return confjson.Errorf("cache.max_entries", "must not be negative")
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.Tiers)) {
+		path, t := "tiers."+name, c.Tiers[name]
+		switch {
+		case !tierNamePattern.MatchString(name):
+			return confjson.Errorf(path, "tier names are 1-64 characters of A-Z a-z 0-9 . _ -")
+		case t.Requests < 1:
+			return confjson.Errorf(path+".requests", "must be at least 1")
+		case t.Per < time.Millisecond:
+			return confjson.Errorf(path+".per", "must be at least %s, got %s", time.Millisecond, t.Per)
+		case t.Burst < 0:
+			return confjson.Errorf(path+".burst", "must not be negative (0 means the same as requests)")
+		}
+	}
+	for _, client := range slices.Sorted(maps.Keys(c.ClientTiers)) {
+		if tier := c.ClientTiers[client]; !hasTier(c.Tiers, tier) {
+			return confjson.Errorf("client_tiers."+client, "unknown tier %q", tier)
+		}
+	}
+	return nil
+}
+
+func hasTier(tiers map[string]Tier, name string) bool {
+	_, ok := tiers[name]
+	return ok
+}
+
+// checkClaims: claim_headers, each header carrying one claim.
+func (c *Config) checkClaims() error {
+	headers := map[string]string{}
+	for _, claim := range slices.Sorted(maps.Keys(c.ClaimHeaders)) {
+		h, path := c.ClaimHeaders[claim], "claim_headers."+claim
+		if claim == "" {
+			return confjson.Errorf("claim_headers", "a claim name is empty")
+		}
 		if err := CheckClaimHeader(h); err != nil {
-			errs = append(errs, fmt.Errorf("claim_headers[%q]: %w", claim, err))
+			return confjson.Errorf(path, "%v", err)
+		}
+		canon := strings.ToLower(h)
+		if other, dup := headers[canon]; dup {
+			return confjson.Errorf(path, "header %s already carries claim %q", h, other)
+		}
+		headers[canon] = claim
+	}
+	return nil
+}
+
+func (c *Config) checkRoutes() error {
+	if len(c.Routes) == 0 {
+		return confjson.Errorf("routes", "at least one route is required")
+	}
+	seen := map[string]int{}
+	for i, r := range c.Routes {
+		path := confjson.Index("routes", i)
+		if err := r.check(path, c.Tiers); err != nil {
+			return err
+		}
+		key := normalizePrefix(r.PathPrefix)
+		if j, dup := seen[key]; dup {
+			return confjson.Errorf(path+".path_prefix", "%q is already used by routes[%d]", r.PathPrefix, j)
+		}
+		seen[key] = i
+	}
+	return nil
+}
+
+func (r *Route) check(path string, tiers map[string]Tier) error {
+	switch p := r.PathPrefix; {
+	case p == "":
+		return confjson.Errorf(path+".path_prefix", "is required")
+	case !strings.HasPrefix(p, "/") || strings.ContainsAny(p, "?#% \t") || (p != "/" && pathpkg.Clean(p) != strings.TrimRight(p, "/")):
+		return confjson.Errorf(path+".path_prefix", "%q must be a clean absolute path such as /search/v1", p)
+	case p == HealthPath || strings.HasPrefix(p, HealthPath+"/"):
+		return confjson.Errorf(path+".path_prefix", "%s is the gateway's own health check", HealthPath)
+	}
+	switch u := r.Upstream; {
+	case u == nil:
+		return confjson.Errorf(path+".upstream", "is required")
+	case (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		return confjson.Errorf(path+".upstream", "expected an absolute http(s) URL, got %q", u.String())
+	case u.User != nil:
+		return confjson.Errorf(path+".upstream", "must not contain credentials; use upstream_auth.basic")
+	case u.Fragment != "":
+		return confjson.Errorf(path+".upstream", "must not contain a fragment")
+	}
+	for j, s := range r.Scopes {
+		if !confjson.ScopeToken(s) {
+			return confjson.Errorf(fmt.Sprintf("%s.scopes[%d]", path, j), "invalid scope %q", s)
 		}
 	}
-	return errors.Join(errs...)
+	if r.Public && len(r.Scopes) > 0 {
+		return confjson.Errorf(path+".scopes", "a public route takes no token, so it cannot require scopes")
+	}
+	if r.Tier != "" && !hasTier(tiers, r.Tier) {
+		return confjson.Errorf(path+".tier", "unknown tier %q", r.Tier)
+	}
+	if err := r.checkUpstreamAuth(path + ".upstream_auth"); err != nil {
+		return err
+	}
+	if r.CORS != nil {
+		return r.CORS.check(path + ".cors")
+	}
+	return nil
+}
+
+func (r *Route) checkUpstreamAuth(path string) error {
+	if b := r.BasicAuth; b != nil {
+		switch {
+		case b.Username == "" || strings.Contains(b.Username, ":"):
+			return confjson.Errorf(path+".basic.username", "is required and must not contain ':'")
+		case b.Password == "":
+			return confjson.Errorf(path+".basic.password", "is required (use ${ENV_VAR} to keep it out of git)")
+		case r.ForwardAuthorization:
+			return confjson.Errorf(path+".basic", "cannot be combined with forward_authorization: both set the Authorization header")
+		}
+	}
+	if r.TLS != nil && r.Upstream.Scheme != "https" {
+		return confjson.Errorf(path+".tls", "needs an https upstream, got %q", r.Upstream.String())
+	}
+	return nil
 }
 
 // normalizePrefix drops a trailing slash so "/a/" and "/a" are one route.

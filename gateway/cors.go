@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/postern-auth/postern/confjson"
 )
 
 // CORS lets pages on other origins call a route from a browser (the
@@ -219,44 +221,46 @@ func stripBackendCORS(h http.Header) {
 	}
 }
 
-// check catches what a hand-built CORS can get wrong. The command's config
-// loader reports the same problems with field names.
-func (c *CORS) check() error {
-	var errs []error
+// check holds a route's CORS (at path, "routes[i].cors") to its rules.
+// Origins must be written exactly as browsers send them, so the gateway
+// compares strings.
+func (c *CORS) check(path string) error {
 	if len(c.AllowedOrigins) == 0 {
-		errs = append(errs, errors.New("allowed_origins is empty"))
+		return confjson.Errorf(path+".allowed_origins", `at least one origin is required, e.g. ["https://app.example.com"]`)
 	}
-	seen := map[string]bool{}
+	seen := map[string]int{}
 	for i, o := range c.AllowedOrigins {
+		at := confjson.Index(path+".allowed_origins", i)
 		switch {
 		case o == "*" && len(c.AllowedOrigins) > 1:
-			errs = append(errs, fmt.Errorf("allowed_origins[%d]: \"*\" allows every origin and must be the only entry", i))
+			return confjson.Errorf(at, `"*" allows every origin and must be the only entry`)
 		case o == "*" && c.AllowCredentials:
-			errs = append(errs, errors.New("allow_credentials cannot be combined with the origin \"*\""))
+			return confjson.Errorf(path+".allow_credentials", `cannot be true with the origin "*": list the origins that may send credentials`)
 		case o == "*":
-		case seen[o]:
-			errs = append(errs, fmt.Errorf("allowed_origins[%d]: %q is listed twice", i, o))
 		default:
+			if j, dup := seen[o]; dup {
+				return confjson.Errorf(at, "%q is already listed as allowed_origins[%d]", o, j)
+			}
 			if err := CheckOrigin(o); err != nil {
-				errs = append(errs, fmt.Errorf("allowed_origins[%d]: %w", i, err))
+				return confjson.Errorf(at, "%v", err)
 			}
 		}
-		seen[o] = true
+		seen[o] = i
 	}
 	for i, h := range c.AllowedHeaders {
 		if err := CheckCORSHeader(h); err != nil {
-			errs = append(errs, fmt.Errorf("allowed_headers[%d]: %w", i, err))
+			return confjson.Errorf(confjson.Index(path+".allowed_headers", i), "%v", err)
 		}
 	}
 	for i, h := range c.ExposedHeaders {
 		if err := CheckCORSHeader(h); err != nil {
-			errs = append(errs, fmt.Errorf("exposed_headers[%d]: %w", i, err))
+			return confjson.Errorf(confjson.Index(path+".exposed_headers", i), "%v", err)
 		}
 	}
 	if err := CheckCORSMaxAge(c.MaxAge); err != nil {
-		errs = append(errs, fmt.Errorf("max_age: %w", err))
+		return confjson.Errorf(path+".max_age", "%v", err)
 	}
-	return errors.Join(errs...)
+	return nil
 }
 
 // CheckOrigin validates one entry of allowed_origins other than "*": an
@@ -366,7 +370,7 @@ func CheckCORSHeader(name string) error {
 func CheckCORSMaxAge(d time.Duration) error {
 	switch {
 	case d < 0:
-		return fmt.Errorf("must not be negative, got %s", d)
+		return fmt.Errorf("must be at least 0s, got %s", d)
 	case d > MaxCORSMaxAge:
 		return fmt.Errorf("must be at most %s (browsers cap it: Firefox at 24h, Chromium at 2h), got %s", MaxCORSMaxAge, d)
 	case d%time.Second != 0:

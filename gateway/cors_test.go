@@ -342,14 +342,14 @@ func TestCORSConfigCheck(t *testing.T) {
 		cors CORS
 		want string
 	}{
-		{"no origins", CORS{}, "routes[0]: cors: allowed_origins is empty"},
-		{"bad origin", CORS{AllowedOrigins: []string{appOrigin, "https://app.example.com/"}}, "routes[0]: cors: allowed_origins[1]: "},
-		{"twice", CORS{AllowedOrigins: []string{appOrigin, appOrigin}}, `allowed_origins[1]: "https://app.example.com" is listed twice`},
-		{"wildcard and credentials", CORS{AllowedOrigins: []string{"*"}, AllowCredentials: true}, `allow_credentials cannot be combined with the origin "*"`},
+		{"no origins", CORS{}, "config: routes[0].cors.allowed_origins: at least one origin is required"},
+		{"bad origin", CORS{AllowedOrigins: []string{appOrigin, "https://app.example.com/"}}, "config: routes[0].cors.allowed_origins[1]: "},
+		{"twice", CORS{AllowedOrigins: []string{appOrigin, appOrigin}}, `allowed_origins[1]: "https://app.example.com" is already listed as allowed_origins[0]`},
+		{"wildcard and credentials", CORS{AllowedOrigins: []string{"*"}, AllowCredentials: true}, `routes[0].cors.allow_credentials: cannot be true with the origin "*"`},
 		{"wildcard among others", CORS{AllowedOrigins: []string{appOrigin, "*"}}, `allowed_origins[1]: "*" allows every origin`},
 		{"header", CORS{AllowedOrigins: []string{appOrigin}, AllowedHeaders: []string{"X Y"}}, `allowed_headers[0]: header name "X Y"`},
 		{"exposed wildcard", CORS{AllowedOrigins: []string{appOrigin}, ExposedHeaders: []string{"*"}}, "exposed_headers[0]: wildcards are not supported"},
-		{"max_age negative", CORS{AllowedOrigins: []string{appOrigin}, MaxAge: -time.Second}, "max_age: must not be negative"},
+		{"max_age negative", CORS{AllowedOrigins: []string{appOrigin}, MaxAge: -time.Second}, "max_age: must be at least 0s, got -1s"},
 		{"max_age too long", CORS{AllowedOrigins: []string{appOrigin}, MaxAge: 25 * time.Hour}, "max_age: must be at most 24h0m0s"},
 		{"max_age fraction", CORS{AllowedOrigins: []string{appOrigin}, MaxAge: 1500 * time.Millisecond}, "max_age: is sent in whole seconds"},
 	}

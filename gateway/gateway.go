@@ -38,7 +38,7 @@ type Gateway struct {
 // gateway can start before the authorization server does.
 func New(cfg Config) (*Gateway, error) {
 	if err := cfg.check(); err != nil {
-		return nil, fmt.Errorf("gateway config: %w", err)
+		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	now := cfg.Now
 	if now == nil {

@@ -581,7 +581,7 @@ func TestPublicOnlyGateway(t *testing.T) {
 		t.Errorf("public-only gateway: status %d, backend hits %d", resp.StatusCode, b.hits.Load())
 	}
 	// A route that checks tokens still needs the issuer.
-	if _, err := New(Config{ClientID: "gw", ClientSecret: "s", Routes: []Route{{PathPrefix: "/api", Upstream: mustURL(b.srv.URL)}}}); err == nil || !strings.Contains(err.Error(), "issuer is required") {
+	if _, err := New(Config{ClientID: "gw", ClientSecret: "s", Routes: []Route{{PathPrefix: "/api", Upstream: mustURL(b.srv.URL)}}}); err == nil || !strings.Contains(err.Error(), "issuer: is required") {
 		t.Errorf("protected route without issuer: %v", err)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/postern-auth/postern/gateway"
 )
 
 // runCheck validates configuration files without starting anything, so a
@@ -38,7 +40,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	for _, path := range gateways {
-		cfg, err := loadGatewayConfig(path, os.Getenv)
+		cfg, err := gateway.LoadConfig(path, os.Getenv)
 		if err != nil {
 			fmt.Fprintf(stderr, "%s: %v\n", path, err)
 			code = exitUsage

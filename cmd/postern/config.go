@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/postern-auth/postern/confjson"
 	"net"
 	"net/netip"
 	"net/url"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/postern-auth/postern/authz"
 	"github.com/postern-auth/postern/clients"
+	"github.com/postern-auth/postern/confjson"
 	"github.com/postern-auth/postern/identity"
 	"github.com/postern-auth/postern/passhash"
 )

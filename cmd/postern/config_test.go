@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"github.com/postern-auth/postern/confjson"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/postern-auth/postern/authz"
 	"github.com/postern-auth/postern/clients"
+	"github.com/postern-auth/postern/confjson"
 	"github.com/postern-auth/postern/identity"
 	"github.com/postern-auth/postern/passhash"
 )

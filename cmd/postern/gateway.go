@@ -38,7 +38,7 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "postern gateway: --config is required")
 		return exitUsage
 	}
-	cfg, err := loadGatewayConfig(f.config, os.Getenv)
+	cfg, err := gateway.LoadConfig(f.config, os.Getenv)
 	if err != nil {
 		fmt.Fprintln(stderr, "postern gateway:", err)
 		return exitUsage
@@ -49,7 +49,7 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	reloads := reloadSource[*GatewayConfig]{signals: hup, load: func() (*GatewayConfig, error) { return loadGatewayConfig(f.config, os.Getenv) }}
+	reloads := reloadSource[*gateway.FileConfig]{signals: hup, load: func() (*gateway.FileConfig, error) { return gateway.LoadConfig(f.config, os.Getenv) }}
 	if err := runGatewayServer(ctx, cfg, reloads, log, stdout); err != nil {
 		log.Error("postern gateway stopped", "error", err)
 		return exitError
@@ -59,7 +59,7 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 
 // runGatewayServer runs the gateway for cfg until ctx ends, applying the
 // configuration reloads asks for.
-func runGatewayServer(ctx context.Context, cfg *GatewayConfig, reloads reloadSource[*GatewayConfig], log *slog.Logger, stdout io.Writer) error {
+func runGatewayServer(ctx context.Context, cfg *gateway.FileConfig, reloads reloadSource[*gateway.FileConfig], log *slog.Logger, stdout io.Writer) error {
 	gcfg := cfg.Gateway
 	gw, err := newGateway(cfg, log)
 	if err != nil {

@@ -20,7 +20,7 @@ const gatewayRetireAfter = 30 * time.Second
 // gatewayRestartChanges names the settings of next that differ from
 // running and that only a restart applies: the listeners and the served
 // certificate.
-func gatewayRestartChanges(running, next *GatewayConfig) []string {
+func gatewayRestartChanges(running, next *gateway.FileConfig) []string {
 	var out []string
 	if running.Listen != next.Listen {
 		out = append(out, "listen")
@@ -62,10 +62,10 @@ func sameServedCertificates(a, b *tls.Config) bool {
 type gatewayReloader struct {
 	ctx     context.Context // the process's: ends at shutdown
 	log     *slog.Logger
-	load    func() (*GatewayConfig, error)
+	load    func() (*gateway.FileConfig, error)
 	handler *swapHandler // the main listener's
 	metrics *swapHandler // the admin listener's /metrics; nil without one
-	cur     *GatewayConfig
+	cur     *gateway.FileConfig
 	gw      *gateway.Gateway
 	retired []*retiredGateway
 }
@@ -76,7 +76,7 @@ type retiredGateway struct {
 	closed atomic.Bool
 }
 
-func newGateway(cfg *GatewayConfig, log *slog.Logger) (*gateway.Gateway, error) {
+func newGateway(cfg *gateway.FileConfig, log *slog.Logger) (*gateway.Gateway, error) {
 	gcfg := cfg.Gateway
 	gcfg.Logger = log
 	return gateway.New(gcfg)

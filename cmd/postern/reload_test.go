@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/postern-auth/postern/clients"
+	"github.com/postern-auth/postern/gateway"
 	"github.com/postern-auth/postern/identity"
 	"github.com/postern-auth/postern/keys"
 	"github.com/postern-auth/postern/samlsp/samltest"
@@ -99,24 +100,24 @@ func TestGatewayRestartChanges(t *testing.T) {
 		// A copy of the chain, as a second read of the same files gives.
 		return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{bytes.Clone(c.Certificate[0])}, PrivateKey: c.PrivateKey}}}
 	}
-	base := func() *GatewayConfig {
-		return &GatewayConfig{Listen: "127.0.0.1:8080", AdminListen: "127.0.0.1:9090", TLS: tlsWith(certA)}
+	base := func() *gateway.FileConfig {
+		return &gateway.FileConfig{Listen: "127.0.0.1:8080", AdminListen: "127.0.0.1:9090", TLS: tlsWith(certA)}
 	}
 	tests := []struct {
 		name   string
-		change func(*GatewayConfig)
+		change func(*gateway.FileConfig)
 		want   []string
 	}{
-		{"nothing (certificate files read again)", func(*GatewayConfig) {}, nil},
-		{"routes and the rest reload", func(c *GatewayConfig) {
+		{"nothing (certificate files read again)", func(*gateway.FileConfig) {}, nil},
+		{"routes and the rest reload", func(c *gateway.FileConfig) {
 			c.Gateway.Issuer = "https://auth2.example.com"
 			c.Gateway.ClientSecret = "rotated"
 		}, nil},
-		{"listen", func(c *GatewayConfig) { c.Listen = "0.0.0.0:8080" }, []string{"listen"}},
-		{"admin_listen", func(c *GatewayConfig) { c.AdminListen = "" }, []string{"admin_listen"}},
-		{"another certificate", func(c *GatewayConfig) { c.TLS = tlsWith(certB) }, []string{"tls"}},
-		{"TLS turned off", func(c *GatewayConfig) { c.TLS = nil }, []string{"tls"}},
-		{"a chain grows", func(c *GatewayConfig) {
+		{"listen", func(c *gateway.FileConfig) { c.Listen = "0.0.0.0:8080" }, []string{"listen"}},
+		{"admin_listen", func(c *gateway.FileConfig) { c.AdminListen = "" }, []string{"admin_listen"}},
+		{"another certificate", func(c *gateway.FileConfig) { c.TLS = tlsWith(certB) }, []string{"tls"}},
+		{"TLS turned off", func(c *gateway.FileConfig) { c.TLS = nil }, []string{"tls"}},
+		{"a chain grows", func(c *gateway.FileConfig) {
 			c.TLS.Certificates[0].Certificate = append(c.TLS.Certificates[0].Certificate, certB.Certificate[0])
 		}, []string{"tls"}},
 	}

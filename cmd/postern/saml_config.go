@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"github.com/postern-auth/postern/confjson"
 	"io"
 	"net"
 	"net/url"
@@ -11,6 +10,7 @@ import (
 	"regexp"
 	"sort"
 
+	"github.com/postern-auth/postern/confjson"
 	"github.com/postern-auth/postern/samlsp"
 )
 

@@ -2,12 +2,12 @@ package main
 
 import (
 	"errors"
-	"github.com/postern-auth/postern/confjson"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/postern-auth/postern/confjson"
 	"github.com/postern-auth/postern/samlsp"
 	"github.com/postern-auth/postern/samlsp/samltest"
 )

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/postern-auth/postern/confjson"
 	"io"
 	"log/slog"
 	"net"
@@ -17,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/postern-auth/postern/confjson"
 	"github.com/postern-auth/postern/keys"
 	"github.com/postern-auth/postern/storage"
 	"github.com/postern-auth/postern/storage/bolt"

@@ -1,4 +1,4 @@
-package main
+package gateway
 
 import (
 	"crypto/ecdsa"
@@ -13,9 +13,11 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/postern-auth/postern/gateway"
 )
+
+func mapEnv(env map[string]string) func(string) string {
+	return func(name string) string { return env[name] }
+}
 
 const gwMinimal = `{
   "issuer": "http://127.0.0.1:4444",
@@ -24,7 +26,7 @@ const gwMinimal = `{
   "routes": [{"path_prefix": "/api", "upstream": "http://127.0.0.1:9000"}]
 }`
 
-func TestGatewayConfigFull(t *testing.T) {
+func TestParseConfigFull(t *testing.T) {
 	cert, key, ca := writeTestKeyPair(t)
 	raw := strings.NewReplacer("@CERT@", cert, "@KEY@", key, "@CA@", ca).Replace(`{
   "listen": "0.0.0.0:8443",
@@ -49,7 +51,7 @@ func TestGatewayConfigFull(t *testing.T) {
     {"path_prefix": "/", "upstream": "http://www.internal", "public": true}
   ]
 }`)
-	c, err := parseGatewayConfig([]byte(raw), mapEnv(map[string]string{"GW_SECRET": "s3cret", "LEGACY_PW": "pw"}))
+	c, err := ParseConfig([]byte(raw), mapEnv(map[string]string{"GW_SECRET": "s3cret", "LEGACY_PW": "pw"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,53 +65,53 @@ func TestGatewayConfigFull(t *testing.T) {
 	if len(g.TrustedProxies) != 3 || g.TrustedProxies[1].String() != "192.0.2.7/32" {
 		t.Errorf("trusted_proxies = %v", g.TrustedProxies)
 	}
-	if g.ForwardedHeader != gateway.ForwardedHeaderRFC7239 {
-		t.Errorf("forwarded_header = %q, want %q", g.ForwardedHeader, gateway.ForwardedHeaderRFC7239)
+	if g.ForwardedHeader != ForwardedHeaderRFC7239 {
+		t.Errorf("forwarded_header = %q, want %q", g.ForwardedHeader, ForwardedHeaderRFC7239)
 	}
-	if g.Cache != (gateway.CacheConfig{TTL: 0, NegativeTTL: 2 * time.Second, MaxEntries: 500}) {
+	if g.Cache != (CacheConfig{TTL: 0, NegativeTTL: 2 * time.Second, MaxEntries: 500}) {
 		t.Errorf("cache = %+v", g.Cache)
 	}
 	if g.JWKS.MaxAge != time.Minute || g.JWKS.MinRefetchInterval >= 0 {
 		t.Errorf("jwks = %+v", g.JWKS)
 	}
-	if g.Tiers["bronze"] != (gateway.Tier{Requests: 10, Per: time.Second, Burst: 20}) || g.ClientTiers["billing"] != "gold" {
+	if g.Tiers["bronze"] != (Tier{Requests: 10, Per: time.Second, Burst: 20}) || g.ClientTiers["billing"] != "gold" {
 		t.Errorf("tiers = %+v, client_tiers = %v", g.Tiers, g.ClientTiers)
 	}
 	if len(g.Routes) != 4 || g.Routes[0].Timeout != 2*time.Second || g.Routes[1].TLS == nil || g.Routes[1].TLS.RootCAs == nil ||
-		len(g.Routes[1].TLS.Certificates) != 1 || g.Routes[2].BasicAuth.Password != "pw" || g.Routes[3].Timeout != gateway.DefaultUpstreamTimeout {
+		len(g.Routes[1].TLS.Certificates) != 1 || g.Routes[2].BasicAuth.Password != "pw" || g.Routes[3].Timeout != DefaultUpstreamTimeout {
 		t.Errorf("routes = %+v", g.Routes)
 	}
-	if _, err := gateway.New(g); err != nil {
-		t.Errorf("gateway.New refuses a config the loader accepted: %v", err)
+	if _, err := New(g); err != nil {
+		t.Errorf("New refuses a config the loader accepted: %v", err)
 	}
 }
 
-func TestGatewayConfigDefaults(t *testing.T) {
-	c, err := parseGatewayConfig([]byte(gwMinimal), mapEnv(map[string]string{"GW_SECRET": "x"}))
+func TestParseConfigDefaults(t *testing.T) {
+	c, err := ParseConfig([]byte(gwMinimal), mapEnv(map[string]string{"GW_SECRET": "x"}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Listen != defaultGatewayListen || c.TLS != nil || c.AdminListen != "" {
+	if c.Listen != DefaultListen || c.TLS != nil || c.AdminListen != "" {
 		t.Errorf("listeners: %+v", c)
 	}
-	want := gateway.CacheConfig{TTL: gateway.DefaultCacheTTL, NegativeTTL: gateway.DefaultNegativeTTL, MaxEntries: gateway.DefaultCacheEntries}
+	want := CacheConfig{TTL: DefaultCacheTTL, NegativeTTL: DefaultNegativeTTL, MaxEntries: DefaultCacheEntries}
 	if c.Gateway.Cache != want {
 		t.Errorf("cache = %+v, want %+v", c.Gateway.Cache, want)
 	}
-	if c.Gateway.ForwardedHeader != gateway.ForwardedHeaderX {
-		t.Errorf("forwarded_header = %q, want %q by default", c.Gateway.ForwardedHeader, gateway.ForwardedHeaderX)
+	if c.Gateway.ForwardedHeader != ForwardedHeaderX {
+		t.Errorf("forwarded_header = %q, want %q by default", c.Gateway.ForwardedHeader, ForwardedHeaderX)
 	}
-	c, err = parseGatewayConfig([]byte(strings.Replace(gwMinimal, "{\n", "{\n  \"forwarded_header\": \"x-forwarded\",\n", 1)), mapEnv(map[string]string{"GW_SECRET": "x"}))
-	if err != nil || c.Gateway.ForwardedHeader != gateway.ForwardedHeaderX {
+	c, err = ParseConfig([]byte(strings.Replace(gwMinimal, "{\n", "{\n  \"forwarded_header\": \"x-forwarded\",\n", 1)), mapEnv(map[string]string{"GW_SECRET": "x"}))
+	if err != nil || c.Gateway.ForwardedHeader != ForwardedHeaderX {
 		t.Errorf("forwarded_header x-forwarded: %v, %+v", err, c)
 	}
 	// A gateway with only public routes needs no authorization server.
-	if _, err := parseGatewayConfig([]byte(`{"routes": [{"path_prefix": "/", "upstream": "http://x", "public": true}]}`), mapEnv(nil)); err != nil {
+	if _, err := ParseConfig([]byte(`{"routes": [{"path_prefix": "/", "upstream": "http://x", "public": true}]}`), mapEnv(nil)); err != nil {
 		t.Errorf("public-only config: %v", err)
 	}
 }
 
-func TestGatewayConfigErrors(t *testing.T) {
+func TestParseConfigErrors(t *testing.T) {
 	env := mapEnv(map[string]string{"GW_SECRET": "x"})
 	// withField returns gwMinimal with one top-level field added or replaced.
 	with := func(field string) string {
@@ -151,6 +153,15 @@ func TestGatewayConfigErrors(t *testing.T) {
 		{"claim header reserved", with(`"claim_headers": {"email": "Authorization"}`), "config: claim_headers.email: header Authorization cannot carry a claim"},
 		{"claim header identity", with(`"claim_headers": {"sub": "x-authenticated-userid"}`), "config: claim_headers.sub: header X-Authenticated-Userid is set by the gateway"},
 		{"claim header twice", with(`"claim_headers": {"a": "X-A", "b": "x-a"}`), "config: claim_headers.b: header x-a already carries claim \"a\""},
+		{"client_id syntax", strings.Replace(gwMinimal, `"client_id": "gateway"`, `"client_id": "gate way"`, 1), `config: client_id: "gate way" must be 1-128 characters`},
+		{"public_url host", with(`"public_url": "https://api_.example"`), `config: public_url: "api_.example" is not a valid host name`},
+		{"tier name", with(`"tiers": {"gold tier": {"requests": 1, "per": "1s"}}`), "config: tiers.gold tier: tier names are 1-64 characters"},
+		{"tier per below 1ms", with(`"tiers": {"gold": {"requests": 1, "per": "1us"}}`), "config: tiers.gold.per: must be at least 1ms, got 1µs"},
+		{"claim name empty", with(`"claim_headers": {"": "X-A"}`), "config: claim_headers: a claim name is empty"},
+		{"route prefix escaped", route(`{"path_prefix": "/a%2Fb", "upstream": "http://x"}`), `config: routes[0].path_prefix: "/a%2Fb" must be a clean absolute path`},
+		{"route upstream fragment", route(`{"path_prefix": "/a", "upstream": "http://x/#top"}`), "config: routes[0].upstream: must not contain a fragment"},
+		{"route upstream bare fragment", route(`{"path_prefix": "/a", "upstream": "http://x/#"}`), "config: routes[0].upstream: must not contain a fragment"},
+		{"route basic username colon", route(`{"path_prefix": "/a", "upstream": "http://x", "upstream_auth": {"basic": {"username": "a:b", "password": "p"}}}`), "config: routes[0].upstream_auth.basic.username: is required and must not contain ':'"},
 		{"no routes", strings.Replace(gwMinimal, `[{"path_prefix": "/api", "upstream": "http://127.0.0.1:9000"}]`, "[]", 1), "config: routes: at least one route is required"},
 		{"route unknown field", route(`{"path_prefix": "/a", "upstream": "http://x", "scope": ["read"]}`), `config: routes[0]: unknown field "scope"`},
 		{"route prefix", route(`{"path_prefix": "api", "upstream": "http://x"}`), "config: routes[0].path_prefix: \"api\" must be a clean absolute path"},
@@ -194,7 +205,7 @@ func TestGatewayConfigErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := parseGatewayConfig([]byte(tt.raw), env)
+			_, err := ParseConfig([]byte(tt.raw), env)
 			if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
 				t.Errorf("error = %v\n   want prefix %q", err, tt.want)
 			}
@@ -202,13 +213,13 @@ func TestGatewayConfigErrors(t *testing.T) {
 	}
 }
 
-func TestGatewayConfigCORS(t *testing.T) {
+func TestParseConfigCORS(t *testing.T) {
 	raw := strings.Replace(gwMinimal, `{"path_prefix": "/api", "upstream": "http://127.0.0.1:9000"}`,
 		`{"path_prefix": "/api", "upstream": "http://127.0.0.1:9000", "cors": {"allowed_origins": ["https://app.example.com", "http://localhost:3000"],
 		  "allowed_headers": ["Content-Type"], "exposed_headers": [], "max_age": "10m", "allow_credentials": true}},
 		 {"path_prefix": "/open", "upstream": "http://127.0.0.1:9000", "public": true, "cors": {"allowed_origins": ["*"]}},
 		 {"path_prefix": "/plain", "upstream": "http://127.0.0.1:9000"}`, 1)
-	c, err := parseGatewayConfig([]byte(raw), mapEnv(map[string]string{"GW_SECRET": "x"}))
+	c, err := ParseConfig([]byte(raw), mapEnv(map[string]string{"GW_SECRET": "x"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,8 +234,8 @@ func TestGatewayConfigCORS(t *testing.T) {
 	if r[2].CORS != nil {
 		t.Errorf("a route without cors got %+v", r[2].CORS)
 	}
-	if _, err := gateway.New(c.Gateway); err != nil {
-		t.Errorf("gateway.New refuses a config the loader accepted: %v", err)
+	if _, err := New(c.Gateway); err != nil {
+		t.Errorf("New refuses a config the loader accepted: %v", err)
 	}
 }
 
@@ -258,15 +269,15 @@ func writeTestKeyPair(t *testing.T) (cert, key, ca string) {
 }
 
 // TestGatewayExampleConfig keeps examples/gateway/gateway.json loadable.
-func TestGatewayExampleConfig(t *testing.T) {
-	c, err := loadGatewayConfig("../../examples/gateway/gateway.json", mapEnv(map[string]string{"DEMO_SERVICE_SECRET": "x"}))
+func TestExampleConfig(t *testing.T) {
+	c, err := LoadConfig("../examples/gateway/gateway.json", mapEnv(map[string]string{"DEMO_SERVICE_SECRET": "x"}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(c.Gateway.Routes) == 0 || c.AdminListen == "" {
 		t.Errorf("example config: %+v", c)
 	}
-	if _, err := gateway.New(c.Gateway); err != nil {
+	if _, err := New(c.Gateway); err != nil {
 		t.Error(err)
 	}
 }
