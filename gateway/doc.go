@@ -11,6 +11,6 @@
 // JWT access tokens, locally against the server's JWKS. The gateway talks to
 // the authorization server only over HTTP (RFC 8414 discovery, introspection,
 // JWKS), so it can run on another machine; it must not import authz or
-// storage. Configuration arrives as a validated Config value; parsing the
-// JSON file is the command's job.
+// storage. Its JSON configuration file is its own (config_file.go), and
+// Config.check holds every Config, parsed or hand-built, to one set of rules.
 package gateway

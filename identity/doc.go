@@ -2,5 +2,6 @@
 // password checks (through the process's shared argon2 limit), the
 // credential fingerprint that ends sessions and tokens when a password
 // changes, and the brute-force throttle shared by the login form and the
-// password grant. It knows nothing of HTTP, OAuth clients or SAML.
+// password grant, and the users[] entries of the server's configuration
+// file. It knows nothing of HTTP, OAuth clients or SAML.
 package identity

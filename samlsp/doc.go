@@ -2,5 +2,7 @@
 // 2.0 service provider (crewjam/saml) for one configured identity provider
 // each, with strict metadata parsing, signed requests, assertion checks
 // (audience, times, replay, NameID, no SHA-1) and attribute mapping to
-// claims. It knows nothing of HTTP routing, sessions or OAuth.
+// claims, and the saml_providers[] entries of the server's configuration
+// file (reading or fetching their metadata is the command's). It knows
+// nothing of HTTP routing, sessions or OAuth.
 package samlsp

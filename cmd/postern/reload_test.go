@@ -29,6 +29,7 @@ import (
 	"github.com/postern-auth/postern/gateway"
 	"github.com/postern-auth/postern/identity"
 	"github.com/postern-auth/postern/keys"
+	"github.com/postern-auth/postern/samlsp"
 	"github.com/postern-auth/postern/samlsp/samltest"
 	"github.com/postern-auth/postern/storage/bolt"
 )
@@ -47,7 +48,7 @@ func TestRestartChanges(t *testing.T) {
 		{"clients, users, SAML, lifetimes, format, session, proxies reload", func(c *Config) {
 			c.Clients = []*clients.Client{{ID: "new"}}
 			c.Users = []identity.User{{Username: "carol"}}
-			c.SAMLProviders = []SAMLProvider{{MetadataURL: "https://idp.example.com/md"}}
+			c.SAMLProviders = []samlsp.FileProvider{{MetadataURL: "https://idp.example.com/md"}}
 			c.Lifetimes.AccessToken = time.Minute
 			c.Format = "jwt"
 			c.SessionTTL = time.Hour
