@@ -150,7 +150,7 @@ func New(cfg Config, store storage.Store, keys KeySet) (*Server, error) {
 		s.scopes = append(s.scopes, sc)
 	}
 	sort.Strings(s.scopes)
-	s.fs = &fositeStore{store: store, clients: s.clients, lifetime: cfg.Lifetimes, now: cfg.Now, users: cfg.Users, cache: newDecodeCache(4096)}
+	s.fs = &fositeStore{store: store, clients: s.clients, lifetime: cfg.Lifetimes, now: cfg.Now, cache: newDecodeCache(4096)}
 	s.fs.subjectOK = s.subjectActive
 	var fc *fosite.Config
 	s.provider, fc = newProvider(cfg, s.fs, cfg.HMACSecret, keys)
