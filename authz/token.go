@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 
 	"github.com/ory/fosite"
 
@@ -30,6 +31,10 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	grant := r.PostForm.Get("grant_type")
 	if grant == "" {
 		writeOAuthError(w, r, errInvalidRequest("Parameter \"grant_type\" is missing."))
+		return
+	}
+	if e := badAuthorization(r); e != nil {
+		writeOAuthError(w, r, e)
 		return
 	}
 	if r.Header.Get("Authorization") == "" && r.PostForm.Get("client_id") == "" && r.PostForm.Get("client_assertion") == "" {
@@ -144,6 +149,9 @@ func (s *Server) revokeReused(ctx context.Context, r *http.Request, t storage.To
 // authenticateClient runs fosite's client authentication (method enforced)
 // for the introspection and revocation endpoints.
 func (s *Server) authenticateClient(ctx context.Context, r *http.Request, allowPublic bool) (*flows.Client, *oauthError) {
+	if e := badAuthorization(r); e != nil {
+		return nil, e
+	}
 	if _, _, basic := r.BasicAuth(); !basic && r.PostForm.Get("client_id") == "" && r.PostForm.Get("client_assertion") == "" {
 		return nil, &oauthError{Status: http.StatusUnauthorized, Code: "invalid_client", Description: "Client authentication is missing; use HTTP Basic, client_secret_post or a client assertion."}
 	}
@@ -160,4 +168,24 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, allowP
 		return nil, &oauthError{Status: http.StatusUnauthorized, Code: "invalid_client", Description: "A public client cannot call this endpoint."}
 	}
 	return client, nil
+}
+
+// badAuthorization refuses an Authorization header that is not usable HTTP
+// Basic client authentication (RFC 6749 §2.3.1: another scheme, bad base64,
+// no colon, credentials that are not form-encoded). The client tried to
+// authenticate and failed, so it is invalid_client (§5.2), whatever the body
+// carries; fosite would skip the header, look for credentials in the body
+// and, finding none, call the request malformed.
+func badAuthorization(r *http.Request) *oauthError {
+	if r.Header.Get("Authorization") == "" {
+		return nil
+	}
+	if id, secret, ok := r.BasicAuth(); ok {
+		_, idErr := url.QueryUnescape(id)
+		_, secretErr := url.QueryUnescape(secret)
+		if idErr == nil && secretErr == nil {
+			return nil
+		}
+	}
+	return &oauthError{Status: http.StatusUnauthorized, Code: "invalid_client", Description: "The Authorization header is not valid HTTP Basic client authentication."}
 }
