@@ -9,6 +9,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -27,6 +28,11 @@ var (
 	// ErrUnavailable: the backend cannot be reached just now (a database
 	// that is down or timing out); the request may succeed if retried.
 	ErrUnavailable = errors.New("storage: backend unavailable")
+	// ErrNoSpace: a write failed because the backend's disk or quota is
+	// full; nothing of it was kept, reads still work, and writes work again
+	// once space returns. It wraps ErrUnavailable, so a caller that treats
+	// every unavailable backend alike needs no other case.
+	ErrNoSpace = fmt.Errorf("storage: no space left for writes: %w", ErrUnavailable)
 )
 
 // MaxEventsPerSubject bounds each subject's audit trail in the store.

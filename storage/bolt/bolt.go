@@ -44,6 +44,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -169,7 +170,7 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	if err := db.Update(initBuckets); err != nil {
 		_ = db.Close()
-		return nil, fmt.Errorf("open store %s: %w", path, err)
+		return nil, fmt.Errorf("open store %s: %w", path, writeErr(err))
 	}
 
 	db.MaxBatchDelay = batchDelay
@@ -291,7 +292,7 @@ func (s *Store) batch(ctx context.Context, fn func(*bbolt.Tx) error) error {
 		return outcome
 	})
 	if err != nil {
-		return err
+		return writeErr(err)
 	}
 	return outcome
 }
@@ -303,5 +304,21 @@ func (s *Store) update(ctx context.Context, fn func(*bbolt.Tx) error) error {
 		return err
 	}
 	defer s.leave()
-	return s.db.Update(fn)
+	return writeErr(s.db.Update(fn))
+}
+
+// writeErr tells a full disk from other failed writes. Out of space or
+// quota (ENOSPC, EDQUOT) becomes storage.ErrNoSpace, which every caller
+// treats as a backend that is briefly unavailable: bbolt has rolled the
+// transaction back, nothing of it is on disk, and the same write succeeds
+// once space returns, with no restart. Other failures (EIO, a file system
+// remounted read-only) keep their own error: they need an operator, not a
+// retry. (A failed file grow reaches us as text, bbolt formats it with %s;
+// but growing a file allocates no blocks on Linux file systems, so a full
+// disk shows in the page writes that follow, which keep their errno.)
+func writeErr(err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return fmt.Errorf("%w: %w", storage.ErrNoSpace, err)
+	}
+	return err
 }
