@@ -30,7 +30,7 @@ const (
 	webappRedir = "https://app.example.com/cb"
 )
 
-func newOutcomeEnv(t *testing.T, throttle flows.ThrottleOptions) *outcomeEnv {
+func newOutcomeEnv(t *testing.T, throttle flows.ThrottleOptions, opts ...func(*Config)) *outcomeEnv {
 	t.Helper()
 	st, sec, km := newStoreAndKeys(t)
 	hs := &hookStore{Store: st}
@@ -39,7 +39,7 @@ func newOutcomeEnv(t *testing.T, throttle flows.ThrottleOptions) *outcomeEnv {
 		return &flows.Client{ID: id, SecretHash: []byte(envSecret), GrantTypes: grants, Trusted: true,
 			RedirectURIs: []string{webappRedir}, Scopes: []string{"read"}, TokenEndpointAuthMethod: flows.AuthSecretBasic, Lifetimes: lt}
 	}
-	srv, err := New(Config{
+	cfg := Config{
 		Issuer:    "https://auth.example.com",
 		Lifetimes: lt,
 		Clients: []*flows.Client{
@@ -54,7 +54,11 @@ func newOutcomeEnv(t *testing.T, throttle flows.ThrottleOptions) *outcomeEnv {
 		SecretHasher: plainHasher{},
 		HMACSecret:   sec.Derive("test hmac", 32),
 		CookieKey:    sec.Derive("test cookies", 64),
-	}, hs, km)
+	}
+	for _, opt := range opts {
+		opt(&cfg)
+	}
+	srv, err := New(cfg, hs, km)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,12 +78,26 @@ func (plainHasher) Compare(_ context.Context, hash, data []byte) error {
 }
 
 // hookStore runs a hook before Redeem or DeleteToken reaches the store, and
-// can fail writes with a given error.
+// can fail the writes a token request makes (failWrites).
 type hookStore struct {
 	storage.Store
 	mu           sync.Mutex
 	beforeRedeem func(kind storage.Kind, sig string)
 	beforeDelete func(kind storage.Kind, sig string)
+	writeErr     error
+}
+
+// failWrites makes every write fail with err (nil: writes work again).
+func (h *hookStore) failWrites(err error) {
+	h.mu.Lock()
+	h.writeErr = err
+	h.mu.Unlock()
+}
+
+func (h *hookStore) failing() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.writeErr
 }
 
 func (h *hookStore) Redeem(ctx context.Context, kind storage.Kind, sig string, issue []storage.Token) (storage.Token, error) {
@@ -89,6 +107,9 @@ func (h *hookStore) Redeem(ctx context.Context, kind storage.Kind, sig string, i
 	h.mu.Unlock()
 	if hook != nil {
 		hook(kind, sig)
+	}
+	if err := h.failing(); err != nil {
+		return storage.Token{}, err
 	}
 	return h.Store.Redeem(ctx, kind, sig, issue)
 }
@@ -100,7 +121,38 @@ func (h *hookStore) DeleteToken(ctx context.Context, kind storage.Kind, sig stri
 	if hook != nil {
 		hook(kind, sig)
 	}
+	if err := h.failing(); err != nil {
+		return err
+	}
 	return h.Store.DeleteToken(ctx, kind, sig)
+}
+
+func (h *hookStore) CreateToken(ctx context.Context, t storage.Token) error {
+	if err := h.failing(); err != nil {
+		return err
+	}
+	return h.Store.CreateToken(ctx, t)
+}
+
+func (h *hookStore) RevokeGrant(ctx context.Context, requestID string) (int, error) {
+	if err := h.failing(); err != nil {
+		return 0, err
+	}
+	return h.Store.RevokeGrant(ctx, requestID)
+}
+
+func (h *hookStore) UseOnce(ctx context.Context, namespace, id string, exp time.Time) error {
+	if err := h.failing(); err != nil {
+		return err
+	}
+	return h.Store.UseOnce(ctx, namespace, id, exp)
+}
+
+func (h *hookStore) AppendEvent(ctx context.Context, e storage.Event) error {
+	if err := h.failing(); err != nil {
+		return err
+	}
+	return h.Store.AppendEvent(ctx, e)
 }
 
 func tokenRequest(form url.Values, clientID string) *http.Request {

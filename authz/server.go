@@ -79,6 +79,7 @@ type Server struct {
 	fosite   *fosite.Config
 	clients  map[string]*flows.Client
 	metrics  *metrics
+	alarm    *storeAlarm
 	registry *prometheus.Registry
 	router   *mux.Router
 	scopes   []string
@@ -166,6 +167,7 @@ func New(cfg Config, store storage.Store, keys KeySet) (*Server, error) {
 	if s.metrics, err = newMetrics(s.registry); err != nil {
 		return nil, fmt.Errorf("authz: metrics: %w", err)
 	}
+	s.alarm = newStoreAlarm(s.log, s.metrics.unavailable, cfg.Now)
 	s.saml = map[string]*flows.SAMLProvider{}
 	for _, p := range cfg.SAML {
 		if _, dup := s.saml[p.ID()]; dup {

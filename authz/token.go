@@ -112,7 +112,10 @@ func (s *Server) refused(ctx context.Context, w http.ResponseWriter, r *http.Req
 		}
 		s.audit(r, "login_failed", bad.Username, clientID, "password grant")
 	}
-	if e.Status >= 500 {
+	switch {
+	case e.Code == "temporarily_unavailable" && errors.Is(err, storage.ErrUnavailable):
+		s.alarm.report("token", err)
+	case e.Status >= 500:
 		s.log.Error("token endpoint failure", "grant_type", r.PostForm.Get("grant_type"), "error", err)
 	}
 	writeOAuthError(w, r, e)
