@@ -42,6 +42,7 @@ func newProvider(cfg Config, store *fositeStore, hmacSecret []byte, keys KeySet)
 	provider := compose.Compose(fc, store, strategy,
 		// Ahead of the grants, so a missing parameter is invalid_request.
 		func(fosite.Configurator, any, any) any { return requiredParams },
+		// fosite's code grant, with the reuse it drops put back.
 		func(config fosite.Configurator, storage, strategy any) any {
 			return codeGrant{compose.OAuth2AuthorizeExplicitFactory(config, storage, strategy).(*oauth2.AuthorizeExplicitGrantHandler)}
 		},
