@@ -218,7 +218,7 @@ func (s *fositeStore) redeem(ctx context.Context, kind storage.Kind, sig string)
 		tx.redeemKind, tx.redeemSig = kind, sig
 		return nil
 	}
-	t, err := s.store.Redeem(ctx, kind, sig, nil)
+	t, err := s.store.Redeem(ctx, kind, sig, nil, nil)
 	return s.redeemError(ctx, t, err)
 }
 
@@ -464,7 +464,7 @@ func (s *fositeStore) Commit(ctx context.Context) error {
 	}
 	defer func() { *tx = pendingTx{} }()
 	if tx.redeemSig != "" {
-		t, err := s.store.Redeem(ctx, tx.redeemKind, tx.redeemSig, tx.issue)
+		t, err := s.store.Redeem(ctx, tx.redeemKind, tx.redeemSig, tx.issue, nil)
 		if err := s.redeemError(ctx, t, err); err != nil {
 			return err
 		}
