@@ -34,7 +34,10 @@ func newProvider(cfg Config, store *fositeStore, hmacSecret []byte, keys KeySet)
 		// "offline" scope (see refreshPolicyConfig).
 		RefreshTokenScopes:         []string{},
 		SendDebugMessagesToClients: false,
-		MinParameterEntropy:        fosite.MinParameterEntropy,
+		// RFC 6749 sets no minimum length for state (nor OpenID Connect
+		// for nonce): any non-empty value is the client's to choose. 1, not
+		// 0, which fosite reads as its default of 8.
+		MinParameterEntropy: 1,
 	}
 
 	var strategy oauth2.CoreStrategy = newPrefixedStrategy(fc)
