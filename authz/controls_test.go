@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -355,4 +356,201 @@ func (f *ctlFixture) events(t *testing.T, subject string) []string {
 		out = append(out, e.Type)
 	}
 	return out
+}
+
+// TestTokenEndpointControls: the token endpoint's refusals that the
+// end-to-end suite checks, held here next to the code (RFC 6749 §5.2).
+func TestTokenEndpointControls(t *testing.T) {
+	f := newCtlFixture(t)
+	cc := "grant_type=client_credentials"
+	pw := "grant_type=password&username=alice&password=alice-password"
+	for _, tc := range []struct {
+		name       string
+		body       string
+		user, pass string // HTTP Basic when user is set
+		status     int
+		code       string
+	}{
+		// The request itself.
+		{"repeated grant_type", cc + "&" + cc, "billing", f.secret, 400, "invalid_request"},
+		{"repeated scope", cc + "&scope=read&scope=read", "billing", f.secret, 400, "invalid_request"},
+		{"body over the limit", cc + "&pad=" + strings.Repeat("a", MaxBodyBytes), "billing", f.secret, 413, "invalid_request"},
+		// token_endpoint_auth_method is the one registered.
+		{"client_secret_basic client posts its secret", cc + "&client_id=billing&client_secret=" + url.QueryEscape(f.secret), "", "", 401, "invalid_client"},
+		{"client_secret_post client uses Basic", cc, "reports", f.secret, 401, "invalid_client"},
+		{"public client sends a secret", "grant_type=authorization_code&code=x&client_id=spa&client_secret=" + url.QueryEscape(f.secret), "", "", 401, "invalid_client"},
+		// Grants only for the clients registered for them; the password
+		// grant is for the trusted first-party client that lists it.
+		{"password grant by a code-flow client", pw, "web", f.secret, 400, "unauthorized_client"},
+		{"password grant by a machine client", pw, "billing", f.secret, 400, "unauthorized_client"},
+		{"password grant by a public client", pw + "&client_id=spa", "", "", 400, "unauthorized_client"},
+		{"client credentials by the password client", cc, "mobile", f.secret, 400, "unauthorized_client"},
+		// Controls: each client with its own method and grant.
+		{"control: client_secret_basic", cc, "billing", f.secret, 200, ""},
+		{"control: client_secret_post", cc + "&client_id=reports&client_secret=" + url.QueryEscape(f.secret), "", "", 200, ""},
+		{"control: password grant", pw, "mobile", f.secret, 200, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, body, header := f.rawCall(t, pathToken, tc.body, tc.user, tc.pass)
+			if tc.status == http.StatusOK {
+				if status != http.StatusOK || body["access_token"] == nil {
+					t.Errorf("%d %v", status, body)
+				}
+				return
+			}
+			wantOAuthError(t, tc.name, status, body, tc.status, tc.code)
+			if status == http.StatusUnauthorized && !strings.HasPrefix(header.Get("WWW-Authenticate"), "Basic ") {
+				t.Errorf("401 without a Basic challenge: %q", header.Get("WWW-Authenticate"))
+			}
+		})
+	}
+	// The other OAuth endpoints read their bodies the same way.
+	for _, path := range []string{pathIntrospect, pathRevoke} {
+		status, body, _ := f.rawCall(t, path, "token=x&token=y", "rs", f.secret)
+		wantOAuthError(t, path+" repeated token", status, body, http.StatusBadRequest, "invalid_request")
+		status, body, _ = f.rawCall(t, path, "token=x&pad="+strings.Repeat("a", MaxBodyBytes), "rs", f.secret)
+		wantOAuthError(t, path+" body over the limit", status, body, http.StatusRequestEntityTooLarge, "invalid_request")
+	}
+}
+
+// TestAuthorizeRepeatedParameter: RFC 6749 §3.1, parameters must not
+// repeat; the error page, not a redirect, since which redirect_uri or
+// client_id counts is unknown.
+func TestAuthorizeRepeatedParameter(t *testing.T) {
+	f := newCtlFixture(t)
+	b := f.browser(t)
+	b.signIn("alice")
+	for _, param := range []string{"redirect_uri", "client_id", "state", "code_challenge"} {
+		q := codeParams("spa", spaCallback)
+		q.Add(param, q.Get(param))
+		r := b.authorize(q)
+		if r.status != http.StatusBadRequest || r.location != "" || !strings.Contains(r.body, "included more than once") {
+			t.Errorf("%s twice: %s", param, r)
+		}
+	}
+}
+
+// TestImplicitGrant: implicit tokens live at most 30 minutes and never
+// come with a refresh token; only clients registered for the grant get
+// them (RFC 6749 §4.2.2.1 unauthorized_client, in the fragment).
+func TestImplicitGrant(t *testing.T) {
+	f := newCtlFixture(t)
+	b := f.browser(t)
+	b.signIn("alice")
+	q := url.Values{"response_type": {"token"}, "client_id": {"legacy"}, "redirect_uri": {legacyCallback}, "scope": {"read"}, "state": {"state-implicit"}}
+	r := b.authorize(q)
+	if r.status != http.StatusSeeOther || !strings.HasPrefix(r.location, legacyCallback+"#") {
+		t.Fatalf("implicit: %s", r)
+	}
+	frag := r.locationParams(t)
+	tok := frag.Get("access_token")
+	if tok == "" || frag.Get("state") != "state-implicit" {
+		t.Fatalf("fragment %v", frag)
+	}
+	if frag.Has("refresh_token") {
+		t.Error("implicit grant issued a refresh token")
+	}
+	if exp, err := strconv.Atoi(frag.Get("expires_in")); err != nil || exp <= 0 || exp > 1800 {
+		t.Errorf("expires_in = %q, want at most 1800", frag.Get("expires_in"))
+	}
+	status, info, _ := f.tokenCall(t, pathIntrospect, url.Values{"token": {tok}}, "rs", f.secret)
+	exp, _ := info["exp"].(float64)
+	iat, _ := info["iat"].(float64)
+	// iat is truncated to the second, exp rounded: one second of slack,
+	// far from the hour an access token gets otherwise.
+	if status != http.StatusOK || info["active"] != true || exp-iat > 1801 || exp-iat <= 0 {
+		t.Errorf("introspection %d %v: lifetime %vs, want at most 1800", status, info, exp-iat)
+	}
+
+	q.Set("client_id", "spa")
+	q.Set("redirect_uri", spaCallback)
+	r = b.authorize(q)
+	if !strings.HasPrefix(r.location, spaCallback+"#") {
+		t.Fatalf("implicit for spa: %s", r)
+	}
+	if frag := r.locationParams(t); frag.Get("error") != "unauthorized_client" || frag.Has("access_token") {
+		t.Errorf("implicit for a client not registered for it: %v", frag)
+	}
+}
+
+// TestCodeReuseRevokesGrant: a code redeems once; presenting it again
+// fails and revokes every token the first redemption issued (RFC 6749
+// §4.1.2, RFC 9700 §4.14), with an audit event.
+func TestCodeReuseRevokesGrant(t *testing.T) {
+	f := newCtlFixture(t)
+	b := f.browser(t)
+	b.signIn("alice")
+	code := b.code(codeParams("spa", spaCallback))
+	status, first := f.exchange(t, "spa", code, spaCallback, ctlVerifier)
+	at, _ := first["access_token"].(string)
+	rt, _ := first["refresh_token"].(string)
+	if status != http.StatusOK || at == "" || rt == "" {
+		t.Fatalf("first exchange: %d %v", status, first)
+	}
+	status, body := f.exchange(t, "spa", code, spaCallback, ctlVerifier)
+	wantOAuthError(t, "second exchange", status, body, http.StatusBadRequest, "invalid_grant")
+	if f.active(t, at) || f.active(t, rt) {
+		t.Error("the tokens of the reused code's grant are still active")
+	}
+	status, body, _ = f.tokenCall(t, pathToken, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "client_id": {"spa"}}, "", "")
+	wantOAuthError(t, "refresh after code reuse", status, body, http.StatusBadRequest, "invalid_grant")
+	if ev := f.events(t, "alice"); len(ev) == 0 || ev[0] != "authorization_code_reuse" {
+		t.Errorf("events %v, want authorization_code_reuse first", ev)
+	}
+}
+
+// TestRefreshReuseRevokesGrant: refresh tokens are one-time; presenting a
+// used one fails and revokes the grant, the successor tokens included.
+func TestRefreshReuseRevokesGrant(t *testing.T) {
+	f := newCtlFixture(t)
+	_, rt1 := f.passwordGrant(t)
+	refresh := func(rt string) (int, map[string]any) {
+		status, body, _ := f.tokenCall(t, pathToken, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, "mobile", f.secret)
+		return status, body
+	}
+	status, second := refresh(rt1)
+	at2, _ := second["access_token"].(string)
+	rt2, _ := second["refresh_token"].(string)
+	if status != http.StatusOK || at2 == "" || rt2 == "" || rt2 == rt1 {
+		t.Fatalf("refresh: %d %v", status, second)
+	}
+	status, body := refresh(rt1)
+	wantOAuthError(t, "reused refresh token", status, body, http.StatusBadRequest, "invalid_grant")
+	if f.active(t, at2) || f.active(t, rt2) {
+		t.Error("the successor tokens survived the reuse")
+	}
+	status, body = refresh(rt2)
+	wantOAuthError(t, "successor refresh token", status, body, http.StatusBadRequest, "invalid_grant")
+	if ev := f.events(t, "alice"); len(ev) == 0 || ev[0] != "refresh_token_reuse" {
+		t.Errorf("events %v, want refresh_token_reuse first", ev)
+	}
+}
+
+// TestIntrospectionOwnTokensOnly: a client that is not a resource server
+// sees only its own tokens as active (RFC 7662 §4); a resource server
+// sees every client's.
+func TestIntrospectionOwnTokensOnly(t *testing.T) {
+	f := newCtlFixture(t)
+	userToken, _ := f.passwordGrant(t)
+	_, cc, _ := f.tokenCall(t, pathToken, url.Values{"grant_type": {"client_credentials"}}, "billing", f.secret)
+	billingToken, _ := cc["access_token"].(string)
+	for _, tc := range []struct {
+		caller, token string
+		active        bool
+	}{
+		{"billing", userToken, false},
+		{"mobile", billingToken, false},
+		{"billing", billingToken, true},
+		{"mobile", userToken, true},
+		{"rs", userToken, true},
+		{"rs", billingToken, true},
+	} {
+		status, body, _ := f.tokenCall(t, pathIntrospect, url.Values{"token": {tc.token}}, tc.caller, f.secret)
+		if status != http.StatusOK || body["active"] != tc.active {
+			t.Errorf("%s introspects: %d %v, want active=%v", tc.caller, status, body, tc.active)
+		}
+		if !tc.active && len(body) != 1 {
+			t.Errorf("%s learns about another client's token: %v", tc.caller, body)
+		}
+	}
 }
