@@ -16,8 +16,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/postern-auth/postern/flows"
+	"github.com/postern-auth/postern/clients"
+	"github.com/postern-auth/postern/identity"
 	"github.com/postern-auth/postern/keys"
+	"github.com/postern-auth/postern/passhash"
 	"github.com/postern-auth/postern/storage"
 )
 
@@ -48,43 +50,43 @@ type ctlFixture struct {
 	km     *keys.Manager
 }
 
-func ctlLifetimes() flows.Lifetimes {
-	return flows.Lifetimes{AccessToken: time.Hour, ImplicitAccessToken: 30 * time.Minute, RefreshToken: 24 * time.Hour, AuthorizationCode: 10 * time.Minute}
+func ctlLifetimes() clients.Lifetimes {
+	return clients.Lifetimes{AccessToken: time.Hour, ImplicitAccessToken: 30 * time.Minute, RefreshToken: 24 * time.Hour, AuthorizationCode: 10 * time.Minute}
 }
 
 // ctlClients are the clients of the controls fixture. Trusted clients skip
 // the consent page; web is the one that asks.
-func ctlClients(hash string) []*flows.Client {
+func ctlClients(hash string) []*clients.Client {
 	lt := ctlLifetimes()
 	secret := []byte(hash)
-	return []*flows.Client{
+	return []*clients.Client{
 		{ID: "spa", GrantTypes: []string{"authorization_code", "refresh_token"}, RedirectURIs: []string{spaCallback},
-			Scopes: []string{"read", "write"}, TokenEndpointAuthMethod: flows.AuthNone, Trusted: true, Lifetimes: lt},
+			Scopes: []string{"read", "write"}, TokenEndpointAuthMethod: clients.AuthNone, Trusted: true, Lifetimes: lt},
 		{ID: "native", GrantTypes: []string{"authorization_code"}, RedirectURIs: []string{native4, native6},
-			Scopes: []string{"read"}, TokenEndpointAuthMethod: flows.AuthNone, Trusted: true, Lifetimes: lt},
+			Scopes: []string{"read"}, TokenEndpointAuthMethod: clients.AuthNone, Trusted: true, Lifetimes: lt},
 		{ID: "web", SecretHash: secret, GrantTypes: []string{"authorization_code", "refresh_token"}, RedirectURIs: []string{webCallback},
-			Scopes: []string{"read"}, TokenEndpointAuthMethod: flows.AuthSecretBasic, Lifetimes: lt},
+			Scopes: []string{"read"}, TokenEndpointAuthMethod: clients.AuthSecretBasic, Lifetimes: lt},
 		{ID: "legacy", GrantTypes: []string{"implicit"}, RedirectURIs: []string{legacyCallback},
-			Scopes: []string{"read"}, TokenEndpointAuthMethod: flows.AuthNone, Trusted: true, Lifetimes: lt},
+			Scopes: []string{"read"}, TokenEndpointAuthMethod: clients.AuthNone, Trusted: true, Lifetimes: lt},
 		{ID: "mobile", SecretHash: secret, GrantTypes: []string{"password", "refresh_token"}, Trusted: true,
-			Scopes: []string{"read", "account"}, TokenEndpointAuthMethod: flows.AuthSecretBasic, Lifetimes: lt},
+			Scopes: []string{"read", "account"}, TokenEndpointAuthMethod: clients.AuthSecretBasic, Lifetimes: lt},
 		{ID: "billing", SecretHash: secret, GrantTypes: []string{"client_credentials"},
-			Scopes: []string{"read"}, TokenEndpointAuthMethod: flows.AuthSecretBasic, Lifetimes: lt},
+			Scopes: []string{"read"}, TokenEndpointAuthMethod: clients.AuthSecretBasic, Lifetimes: lt},
 		{ID: "reports", SecretHash: secret, GrantTypes: []string{"client_credentials"},
-			Scopes: []string{"read"}, TokenEndpointAuthMethod: flows.AuthSecretPost, Lifetimes: lt},
+			Scopes: []string{"read"}, TokenEndpointAuthMethod: clients.AuthSecretPost, Lifetimes: lt},
 		{ID: "rs", SecretHash: secret, GrantTypes: []string{"client_credentials"}, ResourceServer: true,
-			Scopes: []string{"read"}, TokenEndpointAuthMethod: flows.AuthSecretBasic, Lifetimes: lt},
+			Scopes: []string{"read"}, TokenEndpointAuthMethod: clients.AuthSecretBasic, Lifetimes: lt},
 	}
 }
 
 func newCtlFixture(t *testing.T) *ctlFixture {
 	t.Helper()
 	st, sec, km := newStoreAndKeys(t)
-	secret, err := flows.GenerateClientSecret()
+	secret, err := clients.GenerateClientSecret()
 	if err != nil {
 		t.Fatal(err)
 	}
-	hash, err := flows.HashClientSecret(secret)
+	hash, err := clients.HashClientSecret(secret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,17 +99,17 @@ func newCtlFixture(t *testing.T) *ctlFixture {
 
 // newServer builds a server on the fixture's store and secrets, as a
 // configuration reload does.
-func (f *ctlFixture) newServer(t *testing.T, clients []*flows.Client) *Server {
+func (f *ctlFixture) newServer(t *testing.T, cs []*clients.Client) *Server {
 	t.Helper()
 	srv, err := New(Config{
 		Issuer:    "https://auth.example.com",
 		Lifetimes: ctlLifetimes(),
-		Clients:   clients,
-		Users: flows.NewDirectory([]flows.User{
+		Clients:   cs,
+		Users: identity.NewDirectory([]identity.User{
 			{Username: "alice", Password: "alice-password"},
 			{Username: "bob", Password: "bob-password"},
-		}, flows.NewThrottle(flows.ThrottleOptions{})),
-		SecretHasher: flows.NewSecretHasher(),
+		}, identity.NewThrottle(identity.ThrottleOptions{}), passhash.NewLimiter(0, nil)),
+		SecretHasher: clients.NewSecretHasher(passhash.NewLimiter(0, nil)),
 		HMACSecret:   f.sec.Derive("test hmac", 32),
 		CookieKey:    f.sec.Derive("test cookies", 64),
 	}, f.store, f.km)

@@ -10,7 +10,7 @@ import (
 
 	"github.com/ory/fosite"
 
-	"github.com/postern-auth/postern/flows"
+	"github.com/postern-auth/postern/clients"
 )
 
 // PKCE for public clients is enforced twice: Postern's authorizePolicy at
@@ -76,13 +76,13 @@ func TestPKCEPublicClientAtTokenEndpoint(t *testing.T) {
 		}
 		code := r.locationParams(t).Get("code")
 
-		clients := ctlClients("")
-		for _, c := range clients {
+		cs := ctlClients("")
+		for _, c := range cs {
 			if c.ID == "web" {
-				c.SecretHash, c.TokenEndpointAuthMethod = nil, flows.AuthNone
+				c.SecretHash, c.TokenEndpointAuthMethod = nil, clients.AuthNone
 			}
 		}
-		f.srv = f.newServer(t, clients)
+		f.srv = f.newServer(t, cs)
 		status, body := f.exchange(t, "web", code, webCallback, "")
 		if status == http.StatusOK || body["access_token"] != nil {
 			t.Fatalf("a public client redeemed a code without PKCE: %d %v", status, body)
@@ -148,7 +148,7 @@ func TestAuthorizePKCEPolicy(t *testing.T) {
 	spa, web := f.srv.clients["spa"], f.srv.clients["web"]
 	for _, tc := range []struct {
 		name   string
-		client *flows.Client
+		client *clients.Client
 		edit   func(url.Values)
 		ok     bool
 	}{

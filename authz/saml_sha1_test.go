@@ -10,8 +10,8 @@ import (
 	"github.com/beevik/etree"
 	dsig "github.com/russellhaering/goxmldsig"
 
-	"github.com/postern-auth/postern/flows"
-	"github.com/postern-auth/postern/flows/samltest"
+	"github.com/postern-auth/postern/samlsp"
+	"github.com/postern-auth/postern/samlsp/samltest"
 )
 
 // sha1Signature signs el (enveloped) with the IdP's own key as an IdP
@@ -42,7 +42,7 @@ func sha1Signature(t *testing.T, s *samltest.Signer, el *etree.Element) *etree.E
 // TestSAMLACSRefusesSHA1 posts to the ACS, from the browser that started
 // the sign-in, responses that are valid in every way but one: they are
 // signed with SHA-1 (RFC 6194; SAML deployments moved to SHA-256). The
-// service provider must refuse them (flows sets RejectSHA1Signatures); the
+// service provider must refuse them (samlsp sets RejectSHA1Signatures); the
 // same response signed with SHA-256 signs the user in.
 func TestSAMLACSRefusesSHA1(t *testing.T) {
 	const issuer = "https://auth.example.com"
@@ -104,8 +104,8 @@ func TestSAMLACSRefusesSHA1(t *testing.T) {
 				}
 				return
 			}
-			if rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), flows.ReasonSignature) {
-				t.Errorf("SHA-1 response: %d to %q, want 403 %q\n%s", rec.Code, rec.Header().Get("Location"), flows.ReasonSignature, rec.Body)
+			if rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), samlsp.ReasonSignature) {
+				t.Errorf("SHA-1 response: %d to %q, want 403 %q\n%s", rec.Code, rec.Header().Get("Location"), samlsp.ReasonSignature, rec.Body)
 			}
 			if session != nil {
 				t.Error("a SHA-1 signed response started a login session")
