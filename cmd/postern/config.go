@@ -21,6 +21,7 @@ import (
 	"github.com/postern-auth/postern/authz"
 	"github.com/postern-auth/postern/clients"
 	"github.com/postern-auth/postern/identity"
+	"github.com/postern-auth/postern/netedge"
 	"github.com/postern-auth/postern/passhash"
 )
 
@@ -449,9 +450,9 @@ func (fc *fileConfig) validate() (*Config, error) {
 		return nil, errAt("forwarded_header", "expected %q (X-Forwarded-For) or %q (RFC 7239), got %q", authz.HeaderXForwardedFor, authz.HeaderForwarded, fc.ForwardedHeader)
 	}
 	for i, p := range fc.TrustedProxies {
-		prefix, err := parsePrefix(p)
+		prefix, err := netedge.ParsePrefix(p)
 		if err != nil {
-			return nil, errAt(fmt.Sprintf("trusted_proxies[%d]", i), "%q is not an IP address or CIDR prefix", p)
+			return nil, errAt(fmt.Sprintf("trusted_proxies[%d]", i), "%v", err)
 		}
 		c.TrustedProxies = append(c.TrustedProxies, prefix)
 	}
@@ -560,18 +561,6 @@ func (cc clientConfig) validateKeys(path string, c *clients.Client) error {
 		return errAt(path+".token_endpoint_auth_signing_alg", "unsupported algorithm %q (want one of %s)", c.AuthSigningAlg, strings.Join(clients.ClientAssertionAlgs, ", "))
 	}
 	return nil
-}
-
-// parsePrefix takes a CIDR prefix or a single address.
-func parsePrefix(s string) (netip.Prefix, error) {
-	if p, err := netip.ParsePrefix(s); err == nil {
-		return p.Masked(), nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
 }
 
 func validateIssuer(s string) (string, error) {
