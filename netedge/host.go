@@ -50,15 +50,26 @@ func SplitHost(authority string) (host, port string, err error) {
 	if rest == "" || rest == ":" { // RFC 3986 allows an empty port
 		return host, "", nil
 	}
-	p := rest[1:]
-	if rest[0] != ':' || !isDigits(p, 5) {
-		return bad("port is not a number")
+	if rest[0] != ':' {
+		return bad("text after the host")
 	}
-	n, _ := strconv.Atoi(p)
+	if port, err = ParsePort(rest[1:]); err != nil {
+		return "", "", fmt.Errorf("%w %q: %v", ErrInvalidHost, authority, err)
+	}
+	return host, port, nil
+}
+
+// ParsePort reads a decimal port 1-65535 (as X-Forwarded-Port or a
+// Forwarded port= carries it) and returns it without leading zeros.
+func ParsePort(s string) (string, error) {
+	if !isDigits(s, 5) {
+		return "", fmt.Errorf("port %q is not a number", s)
+	}
+	n, _ := strconv.Atoi(s)
 	if n < 1 || n > 65535 {
-		return bad("port out of range")
+		return "", fmt.Errorf("port %q is out of range", s)
 	}
-	return host, strconv.Itoa(n), nil
+	return strconv.Itoa(n), nil
 }
 
 func isHostChar(c byte) bool {

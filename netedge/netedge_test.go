@@ -320,6 +320,18 @@ func TestSplitHost(t *testing.T) {
 	}
 }
 
+func TestParsePort(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"443", "443"}, {"08443", "8443"}, {"65535", "65535"},
+		{"0", ""}, {"65536", ""}, {"", ""}, {"443;by=x", ""}, {" 443", ""}, {"123456", ""},
+	} {
+		got, err := ParsePort(tt.in)
+		if got != tt.want || (err != nil) != (tt.want == "") {
+			t.Errorf("ParsePort(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+		}
+	}
+}
+
 func TestRightmost(t *testing.T) {
 	for _, tt := range []struct {
 		in   []string
