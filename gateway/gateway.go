@@ -277,6 +277,9 @@ func clientLabel(id *Identity) string {
 func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request) (*Identity, bool) {
 	token, err := bearerToken(r)
 	switch {
+	case errors.Is(err, errTwoMethods):
+		g.challenge(w, http.StatusBadRequest, "invalid_request", "Send the token in the Authorization header only, not also as access_token.", "")
+		return nil, false
 	case err != nil:
 		g.challenge(w, http.StatusBadRequest, "invalid_request", "The Authorization header must hold one Bearer token.", "")
 		return nil, false
