@@ -10,7 +10,7 @@ import (
 
 	"github.com/ory/fosite"
 
-	"github.com/postern-auth/postern/flows"
+	"github.com/postern-auth/postern/clients"
 )
 
 const (
@@ -77,7 +77,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 
 // checkAuthorizeTarget renders the error page for requests that cannot be
 // answered with a redirect. Parameters must not repeat (RFC 6749 §3.1).
-func (s *Server) checkAuthorizeTarget(w http.ResponseWriter, form url.Values) (*flows.Client, bool) {
+func (s *Server) checkAuthorizeTarget(w http.ResponseWriter, form url.Values) (*clients.Client, bool) {
 	for k, v := range form {
 		if len(v) > 1 {
 			s.renderError(w, http.StatusBadRequest, "Invalid request", "Parameter \""+k+"\" is included more than once.")
@@ -106,7 +106,7 @@ func (s *Server) checkAuthorizeTarget(w http.ResponseWriter, form url.Values) (*
 // is asked anything: public clients must use PKCE with S256, plain PKCE is
 // refused for everyone, and only clients registered for the implicit grant
 // may ask for tokens in the fragment.
-func authorizePolicy(ar fosite.AuthorizeRequester, c *flows.Client) error {
+func authorizePolicy(ar fosite.AuthorizeRequester, c *clients.Client) error {
 	rts := ar.GetResponseTypes()
 	form := ar.GetRequestForm()
 	if rts.Has("code") {
@@ -119,7 +119,7 @@ func authorizePolicy(ar fosite.AuthorizeRequester, c *flows.Client) error {
 			return fosite.ErrInvalidRequest.WithHint("code_challenge_method must be S256; plain is not accepted.")
 		}
 	}
-	if rts.Has("token") && !c.HasGrant(flows.GrantImplicit) {
+	if rts.Has("token") && !c.HasGrant(clients.GrantImplicit) {
 		return fosite.ErrUnauthorizedClient.WithHint("The client is not registered for the implicit grant.")
 	}
 	return nil
@@ -136,12 +136,18 @@ func (s *Server) authorizeError(w http.ResponseWriter, r *http.Request, ar fosit
 	// fosite fills in the response types only once they matched the
 	// client; read them from the request itself.
 	rts := fosite.Arguments(fosite.RemoveEmpty(strings.Split(ar.GetRequestForm().Get("response_type"), " ")))
+	if errors.Is(err, fosite.ErrInvalidState) {
+		// fosite's invalid_state is no RFC 6749 §4.1.2.1 code; with any
+		// non-empty state accepted (see newProvider), only a missing one
+		// gets here.
+		err = fosite.ErrInvalidRequest.WithHint("The state parameter is required.")
+	}
 	if errors.Is(err, fosite.ErrUnsupportedResponseType) {
 		// A response type the server knows but the client is not
 		// registered for is the client's fault (RFC 6749 §4.1.2.1,
 		// §4.2.2.1: unauthorized_client).
-		if c, ok := ar.GetClient().(*flows.Client); ok {
-			if (rts.ExactOne("code") && !c.HasGrant(flows.GrantAuthorizationCode)) || (rts.ExactOne("token") && !c.HasGrant(flows.GrantImplicit)) {
+		if c, ok := ar.GetClient().(*clients.Client); ok {
+			if (rts.ExactOne("code") && !c.HasGrant(clients.GrantAuthorizationCode)) || (rts.ExactOne("token") && !c.HasGrant(clients.GrantImplicit)) {
 				err = fosite.ErrUnauthorizedClient.WithHint("The client is not registered for this response type.")
 			}
 		}
@@ -176,7 +182,7 @@ func pendingAuth(form url.Values) string {
 
 // effectiveScopes are the requested scopes, or every scope the client is
 // registered for when it asked for none (RFC 6749 §3.3 default).
-func effectiveScopes(ar fosite.Requester, c *flows.Client) []string {
+func effectiveScopes(ar fosite.Requester, c *clients.Client) []string {
 	if s := ar.GetRequestedScopes(); len(s) > 0 {
 		return s
 	}
@@ -198,7 +204,7 @@ func (s *Server) consented(ctx context.Context, subject, clientID string, scopes
 
 // issueAuthorization lets fosite mint the code (or implicit token) for the
 // signed-in user and redirect back to the client.
-func (s *Server) issueAuthorization(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, c *flows.Client, user *loginSession, scopes []string) {
+func (s *Server) issueAuthorization(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, c *clients.Client, user *loginSession, scopes []string) {
 	for _, sc := range scopes {
 		ar.GrantScope(sc)
 	}
@@ -208,7 +214,7 @@ func (s *Server) issueAuthorization(w http.ResponseWriter, r *http.Request, ar f
 	sess := &Session{
 		Subject:    user.Subject,
 		Username:   user.Username,
-		GrantType:  flows.GrantAuthorizationCode,
+		GrantType:  clients.GrantAuthorizationCode,
 		GrantStart: s.cfg.Now().UTC(),
 		CredFP:     user.CredFP,
 		IP:         clientIP(r),
@@ -222,7 +228,7 @@ func (s *Server) issueAuthorization(w http.ResponseWriter, r *http.Request, ar f
 	}
 	implicit := ar.GetResponseTypes().ExactOne("token")
 	if implicit {
-		sess.GrantType = flows.GrantImplicit
+		sess.GrantType = clients.GrantImplicit
 	}
 	ctx := r.Context()
 	resp, err := s.provider.NewAuthorizeResponse(ctx, ar, sess)
@@ -231,7 +237,7 @@ func (s *Server) issueAuthorization(w http.ResponseWriter, r *http.Request, ar f
 		return
 	}
 	if implicit {
-		s.metrics.issued.WithLabelValues(flows.GrantImplicit).Inc()
+		s.metrics.issued.WithLabelValues(clients.GrantImplicit).Inc()
 	}
 	s.provider.WriteAuthorizeResponse(ctx, w, ar, resp)
 }

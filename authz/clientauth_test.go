@@ -8,7 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/postern-auth/postern/flows"
+	"github.com/postern-auth/postern/clients"
+	"github.com/postern-auth/postern/identity"
 )
 
 // TestMalformedAuthorization: an Authorization header that is not usable
@@ -35,9 +36,9 @@ func TestMalformedAuthorization(t *testing.T) {
 		"revoke, post":     {"token": {"x"}, "client_id": {"poster"}, "client_secret": {envSecret}},
 	}
 	paths := map[string]string{"token": pathToken, "introspect": pathIntrospect, "revoke": pathRevoke}
-	e := newOutcomeEnv(t, flows.ThrottleOptions{})
-	e.srv.clients["poster"] = &flows.Client{ID: "poster", SecretHash: []byte(envSecret), GrantTypes: []string{flows.GrantClientCredentials},
-		Scopes: []string{"read"}, TokenEndpointAuthMethod: flows.AuthSecretPost, ResourceServer: true}
+	e := newOutcomeEnv(t, identity.ThrottleOptions{})
+	e.srv.clients["poster"] = &clients.Client{ID: "poster", SecretHash: []byte(envSecret), GrantTypes: []string{clients.GrantClientCredentials},
+		Scopes: []string{"read"}, TokenEndpointAuthMethod: clients.AuthSecretPost, ResourceServer: true}
 	for hname, header := range headers {
 		for bname, body := range bodies {
 			t.Run(hname+"/"+bname, func(t *testing.T) {

@@ -4,11 +4,11 @@ import (
 	"net/http"
 	"net/url"
 
-	"github.com/postern-auth/postern/flows"
+	"github.com/postern-auth/postern/clients"
 	"github.com/postern-auth/postern/storage"
 )
 
-func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, c *flows.Client, user *loginSession, auth string, scopes []string) {
+func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, c *clients.Client, user *loginSession, auth string, scopes []string) {
 	var targets []string
 	for _, u := range c.RedirectURIs {
 		targets = append(targets, originOf(u))

@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"slices"
 
-	"github.com/postern-auth/postern/flows"
+	"github.com/postern-auth/postern/clients"
 )
 
 // handleDiscovery serves RFC 8414 metadata; the same document answers at the
@@ -17,12 +17,12 @@ func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	iss := s.cfg.Issuer
-	grants := []string{flows.GrantImplicit}
+	grants := []string{clients.GrantImplicit}
 	for g := range grantsServed {
 		grants = append(grants, g)
 	}
 	slices.Sort(grants)
-	authMethods := []string{"client_secret_basic", "client_secret_post", flows.AuthPrivateKeyJWT}
+	authMethods := []string{"client_secret_basic", "client_secret_post", clients.AuthPrivateKeyJWT}
 	doc := map[string]any{
 		"issuer":                                                   iss,
 		"authorization_endpoint":                                   iss + pathAuthorize,
@@ -36,10 +36,10 @@ func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 		"code_challenge_methods_supported":                         []string{"S256"},
 		"scopes_supported":                                         s.scopes,
 		"token_endpoint_auth_methods_supported":                    append(authMethods, "none"),
-		"token_endpoint_auth_signing_alg_values_supported":         flows.ClientAssertionAlgs,
+		"token_endpoint_auth_signing_alg_values_supported":         clients.ClientAssertionAlgs,
 		"introspection_endpoint_auth_methods_supported":            authMethods,
-		"introspection_endpoint_auth_signing_alg_values_supported": flows.ClientAssertionAlgs,
-		"revocation_endpoint_auth_signing_alg_values_supported":    flows.ClientAssertionAlgs,
+		"introspection_endpoint_auth_signing_alg_values_supported": clients.ClientAssertionAlgs,
+		"revocation_endpoint_auth_signing_alg_values_supported":    clients.ClientAssertionAlgs,
 		"revocation_endpoint_auth_methods_supported":               authMethods,
 	}
 	w.Header().Set("Content-Type", "application/json")

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/postern-auth/postern/flows"
+	"github.com/postern-auth/postern/identity"
 	"github.com/postern-auth/postern/storage"
 )
 
@@ -52,7 +52,7 @@ func TestDiskFullTokenRequests(t *testing.T) {
 	var logs syncBuffer
 	var clock atomic.Int64
 	clock.Store(time.Now().UnixNano())
-	e := newOutcomeEnv(t, flows.ThrottleOptions{}, func(c *Config) {
+	e := newOutcomeEnv(t, identity.ThrottleOptions{}, func(c *Config) {
 		c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 		c.Now = func() time.Time { return time.Unix(0, clock.Load()) }
 	})

@@ -9,7 +9,8 @@ import (
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/oauth2"
 
-	"github.com/postern-auth/postern/flows"
+	"github.com/postern-auth/postern/clients"
+	"github.com/postern-auth/postern/identity"
 )
 
 // passwordAuthenticator signs a user in for the password grant, through the
@@ -18,7 +19,7 @@ import (
 // request, so the one request input the throttle needs, the client address,
 // is bound into the value: passwordGrant makes one per request.
 type passwordAuthenticator struct {
-	users *flows.Directory
+	users *identity.Directory
 	from  string // client address the attempt is counted against
 }
 
@@ -27,11 +28,11 @@ type passwordAuthenticator struct {
 // invalid_grant and keeps them as the cause for tokenOutcome.
 func (a passwordAuthenticator) Authenticate(ctx context.Context, name, secret string) (string, error) {
 	u, err := a.users.Authenticate(ctx, name, secret, a.from)
-	var throttled *flows.ThrottledError
+	var throttled *identity.ThrottledError
 	switch {
 	case errors.As(err, &throttled):
 		return "", &throttledError{Throttle: throttled}
-	case errors.Is(err, flows.ErrBadCredentials):
+	case errors.Is(err, identity.ErrBadCredentials):
 		return "", &badCredentialsError{Username: name}
 	case err != nil:
 		return "", fmt.Errorf("password grant: %w", err)
@@ -60,12 +61,12 @@ type passwordGrant struct {
 	//lint:ignore SA1019 see newPasswordGrant.
 	handler oauth2.ResourceOwnerPasswordCredentialsGrantHandler
 	store   *fositeStore
-	users   *flows.Directory
+	users   *identity.Directory
 	config  *fosite.Config
 	now     func() time.Time
 }
 
-func newPasswordGrant(config *fosite.Config, store *fositeStore, strategy oauth2.CoreStrategy, users *flows.Directory, now func() time.Time) *passwordGrant {
+func newPasswordGrant(config *fosite.Config, store *fositeStore, strategy oauth2.CoreStrategy, users *identity.Directory, now func() time.Time) *passwordGrant {
 	return &passwordGrant{
 		//lint:ignore SA1019 the password grant is deprecated in OAuth 2.1, and Postern offers it only to trusted first-party clients, as the issue asks.
 		handler: oauth2.ResourceOwnerPasswordCredentialsGrantHandler{
@@ -92,7 +93,7 @@ func (g *passwordGrant) bind(req fosite.AccessRequester) *oauth2.ResourceOwnerPa
 		from = sess.IP
 	}
 	h.ResourceOwnerPasswordCredentialsGrantStorage = passwordStorage{g.store, passwordAuthenticator{users: g.users, from: from}}
-	if c := authenticatedClient(req); c == nil || !c.HasGrant(flows.GrantRefreshToken) {
+	if c := authenticatedClient(req); c == nil || !c.HasGrant(clients.GrantRefreshToken) {
 		h.Config = withoutRefreshTokens{g.config}
 	}
 	return &h

@@ -28,10 +28,13 @@ func newProvider(cfg Config, store *fositeStore, hmacSecret []byte, keys KeySet)
 		EnforcePKCEForPublicClients:    true,
 		EnablePKCEPlainChallengeMethod: false,
 		// Refresh tokens follow the client's grant_types, not an
-		// "offline" scope (see flows for the policy).
+		// "offline" scope (see passwordGrant and the client's grant_types).
 		RefreshTokenScopes:         []string{},
 		SendDebugMessagesToClients: false,
-		MinParameterEntropy:        fosite.MinParameterEntropy,
+		// RFC 6749 sets no minimum length for state (nor OpenID Connect
+		// for nonce): any non-empty value is the client's to choose. 1, not
+		// 0, which fosite reads as its default of 8.
+		MinParameterEntropy: 1,
 	}
 
 	var strategy oauth2.CoreStrategy = newPrefixedStrategy(fc)

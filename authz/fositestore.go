@@ -14,7 +14,7 @@ import (
 	"github.com/ory/fosite/handler/pkce"
 	fositestorage "github.com/ory/fosite/storage"
 
-	"github.com/postern-auth/postern/flows"
+	"github.com/postern-auth/postern/clients"
 	"github.com/postern-auth/postern/storage"
 )
 
@@ -23,8 +23,8 @@ import (
 // fosite requests and Postern's records.
 type fositeStore struct {
 	store    storage.Store
-	clients  map[string]*flows.Client
-	lifetime flows.Lifetimes
+	clients  map[string]*clients.Client
+	lifetime clients.Lifetimes
 	now      func() time.Time
 	cache    *decodeCache
 	// subjectOK says whether a token's user still stands (see
@@ -216,7 +216,7 @@ func (s *fositeStore) redeem(ctx context.Context, kind storage.Kind, sig string)
 		tx.redeemKind, tx.redeemSig = kind, sig
 		return nil
 	}
-	t, err := s.store.Redeem(ctx, kind, sig, nil)
+	t, err := s.store.Redeem(ctx, kind, sig, nil, nil)
 	return redeemError(kind, t, err)
 }
 
@@ -426,7 +426,7 @@ func (s *fositeStore) Commit(ctx context.Context) error {
 	}
 	defer func() { *tx = pendingTx{} }()
 	if tx.redeemSig != "" {
-		t, err := s.store.Redeem(ctx, tx.redeemKind, tx.redeemSig, tx.issue)
+		t, err := s.store.Redeem(ctx, tx.redeemKind, tx.redeemSig, tx.issue, nil)
 		if err := redeemError(tx.redeemKind, t, err); err != nil {
 			return err
 		}

@@ -8,7 +8,7 @@ import (
 
 	"github.com/ory/fosite"
 
-	"github.com/postern-auth/postern/flows"
+	"github.com/postern-auth/postern/clients"
 	"github.com/postern-auth/postern/storage"
 )
 
@@ -99,7 +99,7 @@ func (s *Server) introspection(use fosite.TokenUse, ar fosite.AccessRequester) m
 // form POST from an authenticated client naming a token. Public clients may
 // only revoke (RFC 7009 §2.1 lets them, identified by client_id, so an SPA
 // can end its refresh token at sign-out). On failure it has answered.
-func (s *Server) tokenRequest(w http.ResponseWriter, r *http.Request, allowPublic bool) (*flows.Client, string, bool) {
+func (s *Server) tokenRequest(w http.ResponseWriter, r *http.Request, allowPublic bool) (*clients.Client, string, bool) {
 	if e := readForm(w, r); e != nil {
 		writeOAuthError(w, r, e)
 		return nil, "", false

@@ -11,7 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/postern-auth/postern/flows"
+	"github.com/postern-auth/postern/clients"
+	"github.com/postern-auth/postern/identity"
 	"github.com/postern-auth/postern/storage"
 )
 
@@ -27,7 +28,7 @@ func readPageForm(r *http.Request) bool {
 	return r.ParseForm() == nil
 }
 
-func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int, c *flows.Client, auth, username, msg string) {
+func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int, c *clients.Client, auth, username, msg string) {
 	d := pageData{Title: "Sign in", CSRF: s.jar.csrfToken(w, r), Auth: auth, Username: username, Error: msg, Providers: s.samlLinks(auth, slices.Contains(strings.Fields(r.URL.Query().Get("prompt")), "login"))}
 	var targets []string
 	if c != nil {
@@ -39,7 +40,7 @@ func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int,
 	s.render(w, status, "login", d, targets...)
 }
 
-func clientName(c *flows.Client) string {
+func clientName(c *clients.Client) string {
 	if c.Name != "" {
 		return c.Name
 	}
@@ -47,7 +48,7 @@ func clientName(c *flows.Client) string {
 }
 
 // clientOfAuth finds the client a pending authorization request names.
-func (s *Server) clientOfAuth(auth string) (*flows.Client, url.Values, bool) {
+func (s *Server) clientOfAuth(auth string) (*clients.Client, url.Values, bool) {
 	if auth == "" {
 		return nil, nil, true
 	}
@@ -96,7 +97,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	u, err := s.users.Authenticate(ctx, username, r.PostForm.Get("password"), clientIP(r))
-	var throttled *flows.ThrottledError
+	var throttled *identity.ThrottledError
 	switch {
 	case errors.As(err, &throttled):
 		w.Header().Set("Retry-After", strconv.Itoa(int(throttled.RetryAfter.Round(time.Second)/time.Second)+1))
@@ -125,7 +126,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, target, http.StatusSeeOther)
 }
 
-func clientIDOf(c *flows.Client) string {
+func clientIDOf(c *clients.Client) string {
 	if c == nil {
 		return ""
 	}

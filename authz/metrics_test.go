@@ -8,7 +8,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/postern-auth/postern/flows"
+	"github.com/postern-auth/postern/clients"
+	"github.com/postern-auth/postern/passhash"
 )
 
 // Servers that replace one another (configuration reload) share a registry:
@@ -17,7 +18,7 @@ func TestMetricsSharedRegistryCarriesOn(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	newServer := func(reg *prometheus.Registry) *Server {
 		t.Helper()
-		s, err := New(Config{Issuer: "https://auth.example.com", HMACSecret: make([]byte, 32), SecretHasher: flows.NewSecretHasher(),
+		s, err := New(Config{Issuer: "https://auth.example.com", HMACSecret: make([]byte, 32), SecretHasher: clients.NewSecretHasher(passhash.NewLimiter(0, nil)),
 			CookieKey: make([]byte, 64), Metrics: reg}, nil, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -53,7 +54,7 @@ func TestMetricsSharedRegistryCarriesOn(t *testing.T) {
 func TestMetricsConflictingCollector(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(prometheus.NewCounterVec(prometheus.CounterOpts{Name: "postern_http_requests_total", Help: "other"}, []string{"path"}))
-	_, err := New(Config{Issuer: "https://auth.example.com", HMACSecret: make([]byte, 32), SecretHasher: flows.NewSecretHasher(),
+	_, err := New(Config{Issuer: "https://auth.example.com", HMACSecret: make([]byte, 32), SecretHasher: clients.NewSecretHasher(passhash.NewLimiter(0, nil)),
 		CookieKey: make([]byte, 64), Metrics: reg}, nil, nil)
 	if err == nil || !strings.Contains(err.Error(), "authz: metrics:") {
 		t.Errorf("New = %v, want a metrics error", err)

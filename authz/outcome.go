@@ -8,7 +8,8 @@ import (
 
 	"github.com/ory/fosite"
 
-	"github.com/postern-auth/postern/flows"
+	"github.com/postern-auth/postern/clients"
+	"github.com/postern-auth/postern/identity"
 	"github.com/postern-auth/postern/storage"
 )
 
@@ -48,7 +49,7 @@ func (e *goneError) Unwrap() error { return fosite.ErrNotFound }
 
 // throttledError: password sign-ins for this username or address are
 // paused by the login throttle. fosite sees "not found" (invalid_grant).
-type throttledError struct{ Throttle *flows.ThrottledError }
+type throttledError struct{ Throttle *identity.ThrottledError }
 
 func (e *throttledError) Error() string { return "password grant: " + e.Throttle.Error() }
 func (e *throttledError) Unwrap() []error {
@@ -63,7 +64,7 @@ func (e *badCredentialsError) Error() string {
 	return fmt.Sprintf("password grant: bad credentials for %q", e.Username)
 }
 func (e *badCredentialsError) Unwrap() []error {
-	return []error{flows.ErrBadCredentials, fosite.ErrNotFound}
+	return []error{identity.ErrBadCredentials, fosite.ErrNotFound}
 }
 
 // tokenOutcome is the one translation from what happened at the token
@@ -122,10 +123,10 @@ func tokenOutcome(r *http.Request, ar fosite.AccessRequester, err error) *oauthE
 
 // authenticatedClient is the client fosite authenticated, or nil (fosite
 // starts every request with an empty placeholder client).
-func authenticatedClient(ar fosite.AccessRequester) *flows.Client {
+func authenticatedClient(ar fosite.AccessRequester) *clients.Client {
 	if ar == nil {
 		return nil
 	}
-	c, _ := ar.GetClient().(*flows.Client)
+	c, _ := ar.GetClient().(*clients.Client)
 	return c
 }

@@ -14,7 +14,9 @@ import (
 
 	"github.com/ory/fosite"
 
-	"github.com/postern-auth/postern/flows"
+	"github.com/postern-auth/postern/clients"
+	"github.com/postern-auth/postern/identity"
+	"github.com/postern-auth/postern/passhash"
 	"github.com/postern-auth/postern/storage"
 )
 
@@ -30,27 +32,27 @@ const (
 	webappRedir = "https://app.example.com/cb"
 )
 
-func newOutcomeEnv(t *testing.T, throttle flows.ThrottleOptions, opts ...func(*Config)) *outcomeEnv {
+func newOutcomeEnv(t *testing.T, throttle identity.ThrottleOptions, opts ...func(*Config)) *outcomeEnv {
 	t.Helper()
 	st, sec, km := newStoreAndKeys(t)
 	hs := &hookStore{Store: st}
-	lt := flows.Lifetimes{AccessToken: time.Hour, ImplicitAccessToken: 30 * time.Minute, RefreshToken: 24 * time.Hour, AuthorizationCode: 10 * time.Minute}
-	client := func(id string, grants ...string) *flows.Client {
-		return &flows.Client{ID: id, SecretHash: []byte(envSecret), GrantTypes: grants, Trusted: true,
-			RedirectURIs: []string{webappRedir}, Scopes: []string{"read"}, TokenEndpointAuthMethod: flows.AuthSecretBasic, Lifetimes: lt}
+	lt := clients.Lifetimes{AccessToken: time.Hour, ImplicitAccessToken: 30 * time.Minute, RefreshToken: 24 * time.Hour, AuthorizationCode: 10 * time.Minute}
+	client := func(id string, grants ...string) *clients.Client {
+		return &clients.Client{ID: id, SecretHash: []byte(envSecret), GrantTypes: grants, Trusted: true,
+			RedirectURIs: []string{webappRedir}, Scopes: []string{"read"}, TokenEndpointAuthMethod: clients.AuthSecretBasic, Lifetimes: lt}
 	}
 	cfg := Config{
 		Issuer:    "https://auth.example.com",
 		Lifetimes: lt,
-		Clients: []*flows.Client{
-			client("billing", flows.GrantClientCredentials),
-			client("mobile", flows.GrantPassword, flows.GrantRefreshToken),
-			client("kiosk", flows.GrantPassword),
-			client("webapp", flows.GrantAuthorizationCode, flows.GrantRefreshToken),
+		Clients: []*clients.Client{
+			client("billing", clients.GrantClientCredentials),
+			client("mobile", clients.GrantPassword, clients.GrantRefreshToken),
+			client("kiosk", clients.GrantPassword),
+			client("webapp", clients.GrantAuthorizationCode, clients.GrantRefreshToken),
 		},
-		Users: flows.NewDirectory([]flows.User{
+		Users: identity.NewDirectory([]identity.User{
 			{Username: "alice", Password: "alice-password", Claims: map[string]string{"email": "alice@example.com"}},
-		}, flows.NewThrottle(throttle)),
+		}, identity.NewThrottle(throttle), passhash.NewLimiter(0, nil)),
 		SecretHasher: plainHasher{},
 		HMACSecret:   sec.Derive("test hmac", 32),
 		CookieKey:    sec.Derive("test cookies", 64),
@@ -100,7 +102,7 @@ func (h *hookStore) failing() error {
 	return h.writeErr
 }
 
-func (h *hookStore) Redeem(ctx context.Context, kind storage.Kind, sig string, issue []storage.Token) (storage.Token, error) {
+func (h *hookStore) Redeem(ctx context.Context, kind storage.Kind, sig string, issue []storage.Token, retry *storage.Retry) (storage.Token, error) {
 	h.mu.Lock()
 	hook := h.beforeRedeem
 	h.beforeRedeem = nil // once: the hook may redeem through the store itself
@@ -111,7 +113,7 @@ func (h *hookStore) Redeem(ctx context.Context, kind storage.Kind, sig string, i
 	if err := h.failing(); err != nil {
 		return storage.Token{}, err
 	}
-	return h.Store.Redeem(ctx, kind, sig, issue)
+	return h.Store.Redeem(ctx, kind, sig, issue, retry)
 }
 
 func (h *hookStore) DeleteToken(ctx context.Context, kind storage.Kind, sig string) error {
@@ -270,7 +272,7 @@ func (e *outcomeEnv) events(t *testing.T, typ string) int {
 // those of the outcome.
 var outcomeCases = []struct {
 	name    string
-	throttl flows.ThrottleOptions
+	throttl identity.ThrottleOptions
 	prepare func(t *testing.T, e *outcomeEnv) (url.Values, string)
 	typed   func(error) bool
 	status  int
@@ -314,7 +316,7 @@ var outcomeCases = []struct {
 	prepare: func(t *testing.T, e *outcomeEnv) (url.Values, string) {
 		rt := e.signIn(t)
 		e.store.beforeRedeem = func(kind storage.Kind, sig string) {
-			_, _ = e.store.Store.Redeem(context.Background(), kind, sig, nil)
+			_, _ = e.store.Store.Redeem(context.Background(), kind, sig, nil, nil)
 		}
 		return refreshForm(rt), "mobile"
 	},
@@ -348,7 +350,7 @@ var outcomeCases = []struct {
 	prepare: func(t *testing.T, e *outcomeEnv) (url.Values, string) {
 		code := e.issueCode(t)
 		e.store.beforeRedeem = func(kind storage.Kind, sig string) {
-			_, _ = e.store.Store.Redeem(context.Background(), kind, sig, nil)
+			_, _ = e.store.Store.Redeem(context.Background(), kind, sig, nil, nil)
 		}
 		return codeForm(code), "webapp"
 	},
@@ -375,7 +377,7 @@ var outcomeCases = []struct {
 	status: http.StatusBadRequest, code: "invalid_grant", event: "login_failed",
 }, {
 	name:    "password sign-ins throttled",
-	throttl: flows.ThrottleOptions{UserFailures: 1, Base: time.Hour, Max: 2 * time.Hour, Now: func() time.Time { return time.Unix(1e9, 0) }},
+	throttl: identity.ThrottleOptions{UserFailures: 1, Base: time.Hour, Max: 2 * time.Hour, Now: func() time.Time { return time.Unix(1e9, 0) }},
 	prepare: func(t *testing.T, e *outcomeEnv) (url.Values, string) {
 		form := url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {"wrong"}}
 		if rec := e.post(form, "mobile"); rec.Code != http.StatusBadRequest {
@@ -432,7 +434,7 @@ func TestOutcomesSurviveFosite(t *testing.T) {
 // TestReuseRevokesGrant: a reused refresh token ends every token of its
 // grant, the live ones included.
 func TestReuseRevokesGrant(t *testing.T) {
-	e := newOutcomeEnv(t, flows.ThrottleOptions{})
+	e := newOutcomeEnv(t, identity.ThrottleOptions{})
 	rt := e.signIn(t)
 	rec := e.post(refreshForm(rt), "mobile")
 	if rec.Code != http.StatusOK {
@@ -456,7 +458,7 @@ func TestPasswordGrantSession(t *testing.T) {
 		wantRefresh bool
 	}{{"mobile", true}, {"kiosk", false}} {
 		t.Run(c.client, func(t *testing.T) {
-			e := newOutcomeEnv(t, flows.ThrottleOptions{})
+			e := newOutcomeEnv(t, identity.ThrottleOptions{})
 			req := tokenRequest(url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {"alice-password"}}, c.client)
 			req.RemoteAddr = "198.51.100.7:4711"
 			rec := httptest.NewRecorder()

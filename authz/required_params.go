@@ -5,7 +5,7 @@ import (
 
 	"github.com/ory/fosite"
 
-	"github.com/postern-auth/postern/flows"
+	"github.com/postern-auth/postern/clients"
 )
 
 // requiredParams refuses a token request that lacks a parameter its grant
@@ -16,8 +16,8 @@ import (
 // authentication, so invalid_client still comes first, and tokenOutcome
 // still answers unauthorized_client to a client without the grant.
 var requiredParams = requiredParamsHandler{
-	flows.GrantAuthorizationCode: {"code"},
-	flows.GrantRefreshToken:      {"refresh_token"},
+	clients.GrantAuthorizationCode: {"code"},
+	clients.GrantRefreshToken:      {"refresh_token"},
 }
 
 type requiredParamsHandler map[string][]string

@@ -5,7 +5,7 @@ import (
 	"net/url"
 	"testing"
 
-	"github.com/postern-auth/postern/flows"
+	"github.com/postern-auth/postern/identity"
 )
 
 // TestMissingGrantParameter: a grant without the parameter it cannot do
@@ -30,7 +30,7 @@ func TestMissingGrantParameter(t *testing.T) {
 		{"unknown refresh token stays invalid_grant", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"pr_nope"}}, "mobile", envSecret, 400, "invalid_grant"},
 		{"unknown code stays invalid_grant", url.Values{"grant_type": {"authorization_code"}, "code": {"pc_nope"}, "redirect_uri": {webappRedir}}, "webapp", envSecret, 400, "invalid_grant"},
 	}
-	e := newOutcomeEnv(t, flows.ThrottleOptions{})
+	e := newOutcomeEnv(t, identity.ThrottleOptions{})
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			req := tokenRequest(c.form, "")

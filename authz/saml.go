@@ -11,12 +11,12 @@ import (
 
 	"github.com/gorilla/mux"
 
-	"github.com/postern-auth/postern/flows"
+	"github.com/postern-auth/postern/samlsp"
 )
 
 // SAML login: the login page links to GET /saml/{id}/login, which sends
 // the browser to the IdP with a signed AuthnRequest; the IdP posts its
-// response to POST /saml/{id}/acs, which checks it (flows.SAMLProvider),
+// response to POST /saml/{id}/acs, which checks it (samlsp.Provider),
 // starts a login session like the login form does and resumes the pending
 // authorization request. GET /saml/{id}/metadata is what the IdP is
 // configured from.
@@ -126,7 +126,7 @@ func (s *Server) samlLinks(auth string, force bool) []samlLink {
 }
 
 // samlProvider finds the provider the path names, or renders a 404 page.
-func (s *Server) samlProvider(w http.ResponseWriter, r *http.Request) (*flows.SAMLProvider, bool) {
+func (s *Server) samlProvider(w http.ResponseWriter, r *http.Request) (*samlsp.Provider, bool) {
 	p, ok := s.saml[mux.Vars(r)["id"]]
 	if !ok {
 		s.renderError(w, http.StatusNotFound, "Unknown sign-in provider", "This server has no single sign-on provider of that name.")
@@ -180,7 +180,7 @@ func (s *Server) handleSAMLLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	target, requestID, err := p.StartLogin(r.URL.Query().Get("force") == "1")
 	if err != nil {
-		if !errors.Is(err, flows.ErrSAMLNotReady) {
+		if !errors.Is(err, samlsp.ErrNotReady) {
 			s.log.Error("start SAML login", "provider", p.ID(), "error", err)
 		}
 		s.renderError(w, http.StatusServiceUnavailable, p.DisplayName()+" is unavailable", "Single sign-on with "+p.DisplayName()+" is not available right now. Try again later, or sign in another way.")
@@ -208,7 +208,7 @@ func (s *Server) handleSAMLACS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/x-www-form-urlencoded" {
-		s.samlRefused(w, r, p, &flows.SAMLError{Reason: flows.ReasonMalformed, Err: fmt.Errorf("content type %q", r.Header.Get("Content-Type"))})
+		s.samlRefused(w, r, p, &samlsp.Error{Reason: samlsp.ReasonMalformed, Err: fmt.Errorf("content type %q", r.Header.Get("Content-Type"))})
 		return
 	}
 	if err := r.ParseForm(); err != nil {
@@ -218,12 +218,12 @@ func (s *Server) handleSAMLACS(w http.ResponseWriter, r *http.Request) {
 			s.renderError(w, http.StatusRequestEntityTooLarge, "Sign-in failed", "The response from "+p.DisplayName()+" is too large.")
 			return
 		}
-		s.samlRefused(w, r, p, &flows.SAMLError{Reason: flows.ReasonMalformed, Err: err})
+		s.samlRefused(w, r, p, &samlsp.Error{Reason: samlsp.ReasonMalformed, Err: err})
 		return
 	}
 	resp := r.PostForm["SAMLResponse"]
 	if len(resp) != 1 || resp[0] == "" {
-		s.samlRefused(w, r, p, &flows.SAMLError{Reason: flows.ReasonMalformed, Err: errors.New("no single SAMLResponse field")})
+		s.samlRefused(w, r, p, &samlsp.Error{Reason: samlsp.ReasonMalformed, Err: errors.New("no single SAMLResponse field")})
 		return
 	}
 	pending := s.samlPendings(r)
@@ -234,7 +234,7 @@ func (s *Server) handleSAMLACS(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	login, err := p.Consume(r.Context(), resp[0], ids)
-	var refused *flows.SAMLError
+	var refused *samlsp.Error
 	switch {
 	case errors.As(err, &refused):
 		s.samlRefused(w, r, p, refused)
@@ -269,12 +269,12 @@ func (s *Server) handleSAMLACS(w http.ResponseWriter, r *http.Request) {
 // samlRefused answers a refused response: an error page, a warning in the
 // log (never the assertion) and, when the assertion named a user, an audit
 // event in that user's history.
-func (s *Server) samlRefused(w http.ResponseWriter, r *http.Request, p *flows.SAMLProvider, e *flows.SAMLError) {
+func (s *Server) samlRefused(w http.ResponseWriter, r *http.Request, p *samlsp.Provider, e *samlsp.Error) {
 	status := http.StatusForbidden
 	switch e.Reason {
-	case flows.ReasonMalformed:
+	case samlsp.ReasonMalformed:
 		status = http.StatusBadRequest
-	case flows.ReasonNotReady:
+	case samlsp.ReasonNotReady:
 		status = http.StatusServiceUnavailable
 	}
 	attrs := []any{"provider", p.ID(), "reason", e.Reason, "ip", clientIP(r)}

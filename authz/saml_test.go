@@ -13,9 +13,11 @@ import (
 	"github.com/crewjam/saml"
 	"github.com/crewjam/saml/testsaml"
 
-	"github.com/postern-auth/postern/flows"
-	"github.com/postern-auth/postern/flows/samltest"
+	"github.com/postern-auth/postern/clients"
 	"github.com/postern-auth/postern/keys"
+	"github.com/postern-auth/postern/passhash"
+	"github.com/postern-auth/postern/samlsp"
+	"github.com/postern-auth/postern/samlsp/samltest"
 )
 
 type samlFixture struct {
@@ -30,7 +32,7 @@ func newSAMLFixture(t *testing.T, issuer string) *samlFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := flows.NewSAMLProvider(flows.SAMLProviderConfig{ID: "corp", DisplayName: "Corporate SSO"}, flows.SAMLOptions{Issuer: issuer, Key: spKey, Certificate: spCert, Replay: st})
+	p, err := samlsp.NewProvider(samlsp.ProviderConfig{ID: "corp", DisplayName: "Corporate SSO"}, samlsp.Options{Issuer: issuer, Key: spKey, Certificate: spCert, Replay: st})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,18 +47,18 @@ func newSAMLFixture(t *testing.T, issuer string) *samlFixture {
 	if err := p.SetMetadata(md); err != nil {
 		t.Fatal(err)
 	}
-	lt := flows.Lifetimes{AccessToken: time.Hour, ImplicitAccessToken: 30 * time.Minute, RefreshToken: 24 * time.Hour, AuthorizationCode: 10 * time.Minute}
+	lt := clients.Lifetimes{AccessToken: time.Hour, ImplicitAccessToken: 30 * time.Minute, RefreshToken: 24 * time.Hour, AuthorizationCode: 10 * time.Minute}
 	srv, err := New(Config{
 		Issuer:    issuer,
 		Lifetimes: lt,
-		Clients: []*flows.Client{{
+		Clients: []*clients.Client{{
 			ID: "spa", GrantTypes: []string{"authorization_code"}, RedirectURIs: []string{"https://app.example.com/cb"},
-			Scopes: []string{"read"}, TokenEndpointAuthMethod: flows.AuthNone, Lifetimes: lt,
+			Scopes: []string{"read"}, TokenEndpointAuthMethod: clients.AuthNone, Lifetimes: lt,
 		}},
-		SecretHasher: flows.NewSecretHasher(),
+		SecretHasher: clients.NewSecretHasher(passhash.NewLimiter(0, nil)),
 		HMACSecret:   sec.Derive("test hmac", 32),
 		CookieKey:    sec.Derive("test cookies", 64),
-		SAML:         []*flows.SAMLProvider{p},
+		SAML:         []*samlsp.Provider{p},
 	}, st, km)
 	if err != nil {
 		t.Fatal(err)

@@ -15,7 +15,10 @@ import (
 	"github.com/ory/fosite"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/postern-auth/postern/flows"
+	"github.com/postern-auth/postern/clients"
+	"github.com/postern-auth/postern/identity"
+	"github.com/postern-auth/postern/passhash"
+	"github.com/postern-auth/postern/samlsp"
 	"github.com/postern-auth/postern/storage"
 )
 
@@ -32,16 +35,16 @@ const MaxBodyBytes = 1 << 20
 type Config struct {
 	Issuer            string
 	AccessTokenFormat string
-	Lifetimes         flows.Lifetimes
-	Clients           []*flows.Client
-	// SecretHasher checks client secrets (see flows.SecretHasher).
+	Lifetimes         clients.Lifetimes
+	Clients           []*clients.Client
+	// SecretHasher checks client secrets (see clients.SecretHasher).
 	SecretHasher fosite.Hasher
 	// HMACSecret keys opaque tokens; at least 32 bytes.
 	HMACSecret []byte
 	Logger     *slog.Logger
 	Now        func() time.Time
 	// Users authenticates local accounts (login form and password grant).
-	Users *flows.Directory
+	Users *identity.Directory
 	// CookieKey (64 bytes) encrypts the login session cookie and keys the
 	// CSRF tokens.
 	CookieKey []byte
@@ -55,7 +58,7 @@ type Config struct {
 	ForwardedHeader string
 	// SAML are the identity providers users may sign in with, in the
 	// order of the login page's buttons (see saml.go).
-	SAML []*flows.SAMLProvider
+	SAML []*samlsp.Provider
 	// Metrics is the registry the server records on and /metrics serves;
 	// nil gives the server one of its own. A process that replaces its
 	// Server (a configuration reload) passes the same registry every time:
@@ -77,19 +80,19 @@ type Server struct {
 	fs       *fositeStore
 	provider fosite.OAuth2Provider
 	fosite   *fosite.Config
-	clients  map[string]*flows.Client
+	clients  map[string]*clients.Client
 	metrics  *metrics
 	alarm    *storeAlarm
 	registry *prometheus.Registry
 	router   *mux.Router
 	scopes   []string
-	users    *flows.Directory
+	users    *identity.Directory
 	jar      *cookieJar
 	pages    pages
 
 	// SAML identity providers, by ID and in login-page order.
-	saml      map[string]*flows.SAMLProvider
-	samlOrder []*flows.SAMLProvider
+	saml      map[string]*samlsp.Provider
+	samlOrder []*samlsp.Provider
 }
 
 // Endpoint paths, relative to the issuer.
@@ -127,9 +130,9 @@ func New(cfg Config, store storage.Store, keys KeySet) (*Server, error) {
 		cfg.SessionTTL = 8 * time.Hour
 	}
 	if cfg.Users == nil {
-		cfg.Users = flows.NewDirectory(nil, flows.NewThrottle(flows.ThrottleOptions{}))
+		cfg.Users = identity.NewDirectory(nil, identity.NewThrottle(identity.ThrottleOptions{}), passhash.NewLimiter(0, nil))
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, store: store, keys: keys, clients: map[string]*flows.Client{}, users: cfg.Users}
+	s := &Server{cfg: cfg, log: cfg.Logger, store: store, keys: keys, clients: map[string]*clients.Client{}, users: cfg.Users}
 	var err error
 	if s.jar, err = newCookieJar(cfg.CookieKey, strings.HasPrefix(cfg.Issuer, "https://"), cfg.SessionTTL, cfg.Now); err != nil {
 		return nil, fmt.Errorf("authz: %w", err)
@@ -168,7 +171,7 @@ func New(cfg Config, store storage.Store, keys KeySet) (*Server, error) {
 		return nil, fmt.Errorf("authz: metrics: %w", err)
 	}
 	s.alarm = newStoreAlarm(s.log, s.metrics.unavailable, cfg.Now)
-	s.saml = map[string]*flows.SAMLProvider{}
+	s.saml = map[string]*samlsp.Provider{}
 	for _, p := range cfg.SAML {
 		if _, dup := s.saml[p.ID()]; dup {
 			return nil, fmt.Errorf("authz: SAML provider %q configured twice", p.ID())

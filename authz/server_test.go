@@ -12,8 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/postern-auth/postern/flows"
+	"github.com/postern-auth/postern/clients"
+	"github.com/postern-auth/postern/identity"
 	"github.com/postern-auth/postern/keys"
+	"github.com/postern-auth/postern/passhash"
 	"github.com/postern-auth/postern/storage"
 	"github.com/postern-auth/postern/storage/bolt"
 )
@@ -48,34 +50,34 @@ func newStoreAndKeys(tb testing.TB) (*bolt.Store, keys.Secret, *keys.Manager) {
 func newFixture(tb testing.TB, format string) *fixture {
 	tb.Helper()
 	st, sec, km := newStoreAndKeys(tb)
-	secret, err := flows.GenerateClientSecret()
+	secret, err := clients.GenerateClientSecret()
 	if err != nil {
 		tb.Fatal(err)
 	}
-	hash, err := flows.HashClientSecret(secret)
+	hash, err := clients.HashClientSecret(secret)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	lt := flows.Lifetimes{AccessToken: time.Hour, ImplicitAccessToken: 30 * time.Minute, RefreshToken: 24 * time.Hour, AuthorizationCode: 10 * time.Minute}
+	lt := clients.Lifetimes{AccessToken: time.Hour, ImplicitAccessToken: 30 * time.Minute, RefreshToken: 24 * time.Hour, AuthorizationCode: 10 * time.Minute}
 	srv, err := New(Config{
 		Issuer:            "https://auth.example.com",
 		AccessTokenFormat: format,
 		Lifetimes:         lt,
-		Clients: []*flows.Client{{
+		Clients: []*clients.Client{{
 			ID: "billing", SecretHash: []byte(hash), GrantTypes: []string{"client_credentials"},
-			Scopes: []string{"read", "write"}, TokenEndpointAuthMethod: flows.AuthSecretBasic, Lifetimes: lt,
+			Scopes: []string{"read", "write"}, TokenEndpointAuthMethod: clients.AuthSecretBasic, Lifetimes: lt,
 		}, {
 			ID: "mobile", SecretHash: []byte(hash), GrantTypes: []string{"password", "refresh_token"}, Trusted: true,
-			Scopes: []string{"read", "account"}, TokenEndpointAuthMethod: flows.AuthSecretBasic, Lifetimes: lt,
+			Scopes: []string{"read", "account"}, TokenEndpointAuthMethod: clients.AuthSecretBasic, Lifetimes: lt,
 		}, {
 			ID: "firstparty", GrantTypes: []string{"authorization_code"}, Trusted: true, RedirectURIs: []string{"https://app.example.com/cb"},
-			Scopes: []string{"read"}, TokenEndpointAuthMethod: flows.AuthNone, Lifetimes: lt,
+			Scopes: []string{"read"}, TokenEndpointAuthMethod: clients.AuthNone, Lifetimes: lt,
 		}},
-		Users: flows.NewDirectory([]flows.User{
+		Users: identity.NewDirectory([]identity.User{
 			{Username: "alice", Password: "alice-password"},
 			{Username: "bob", Password: "bob-password"},
-		}, flows.NewThrottle(flows.ThrottleOptions{})),
-		SecretHasher: flows.NewSecretHasher(),
+		}, identity.NewThrottle(identity.ThrottleOptions{}), passhash.NewLimiter(0, nil)),
+		SecretHasher: clients.NewSecretHasher(passhash.NewLimiter(0, nil)),
 		HMACSecret:   sec.Derive("test hmac", 32),
 		CookieKey:    sec.Derive("test cookies", 64),
 	}, st, km)

@@ -8,16 +8,16 @@ import (
 
 	"github.com/ory/fosite"
 
-	"github.com/postern-auth/postern/flows"
+	"github.com/postern-auth/postern/clients"
 	"github.com/postern-auth/postern/storage"
 )
 
 // grantsServed are the grant types whose handlers are composed in fosite.go.
 var grantsServed = map[string]bool{
-	flows.GrantAuthorizationCode: true,
-	flows.GrantClientCredentials: true,
-	flows.GrantPassword:          true,
-	flows.GrantRefreshToken:      true,
+	clients.GrantAuthorizationCode: true,
+	clients.GrantClientCredentials: true,
+	clients.GrantPassword:          true,
+	clients.GrantRefreshToken:      true,
 }
 
 // handleToken is the token endpoint (RFC 6749 §3.2). It checks what fosite
@@ -57,7 +57,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	client := authenticatedClient(ar)
-	if grant == flows.GrantClientCredentials || grant == flows.GrantPassword {
+	if grant == clients.GrantClientCredentials || grant == clients.GrantPassword {
 		grantRequested(ar, client)
 	}
 	resp, err := s.provider.NewAccessResponse(ctx, ar)
@@ -65,7 +65,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Recorded once tokens exist: a sign-in that issued nothing is not one.
-	if grant == flows.GrantPassword {
+	if grant == clients.GrantPassword {
 		s.audit(r, "login", ar.GetSession().GetSubject(), client.ID, "password grant")
 	}
 	s.metrics.issued.WithLabelValues(grant).Inc()
@@ -75,7 +75,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 // grantRequested grants the requested scopes and audience (fosite has already
 // checked them against the client's registration). Without a scope parameter
 // the client gets every scope it is registered for (RFC 6749 §3.3 default).
-func grantRequested(ar fosite.AccessRequester, c *flows.Client) {
+func grantRequested(ar fosite.AccessRequester, c *clients.Client) {
 	scopes := ar.GetRequestedScopes()
 	if len(scopes) == 0 {
 		scopes = c.Scopes
@@ -151,7 +151,7 @@ func (s *Server) revokeReused(ctx context.Context, r *http.Request, t storage.To
 
 // authenticateClient runs fosite's client authentication (method enforced)
 // for the introspection and revocation endpoints.
-func (s *Server) authenticateClient(ctx context.Context, r *http.Request, allowPublic bool) (*flows.Client, *oauthError) {
+func (s *Server) authenticateClient(ctx context.Context, r *http.Request, allowPublic bool) (*clients.Client, *oauthError) {
 	if e := badAuthorization(r); e != nil {
 		return nil, e
 	}
@@ -166,7 +166,7 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, allowP
 		}
 		return nil, e
 	}
-	client := c.(*flows.Client)
+	client := c.(*clients.Client)
 	if client.IsPublic() && !allowPublic {
 		return nil, &oauthError{Status: http.StatusUnauthorized, Code: "invalid_client", Description: "A public client cannot call this endpoint."}
 	}

@@ -26,7 +26,7 @@ import (
 	"github.com/crewjam/saml/testsaml"
 	"golang.org/x/oauth2"
 
-	"github.com/postern-auth/postern/flows/samltest"
+	"github.com/postern-auth/postern/samlsp/samltest"
 )
 
 // The test IdP program (test/samlidp) is built once, beside the postern

@@ -13,8 +13,9 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/postern-auth/postern/flows"
+	"github.com/postern-auth/postern/clients"
 	"github.com/postern-auth/postern/keys"
+	"github.com/postern-auth/postern/passhash"
 )
 
 func runClients(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -24,12 +25,12 @@ func runClients(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	switch args[0] {
 	case "secret":
-		secret, err := flows.GenerateClientSecret()
+		secret, err := clients.GenerateClientSecret()
 		if err != nil {
 			fmt.Fprintln(stderr, "postern clients secret:", err)
 			return exitError
 		}
-		hash, err := flows.HashClientSecret(secret)
+		hash, err := clients.HashClientSecret(secret)
 		if err != nil {
 			fmt.Fprintln(stderr, "postern clients secret:", err)
 			return exitError
@@ -43,7 +44,7 @@ func runClients(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "postern clients hash:", err)
 			return exitError
 		}
-		hash, err := flows.HashChosenSecret(secret)
+		hash, err := clients.HashChosenSecret(secret)
 		if err != nil {
 			fmt.Fprintln(stderr, "postern clients hash:", err)
 			return exitError
@@ -65,7 +66,7 @@ func runUsers(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "postern users hash:", err)
 		return exitError
 	}
-	hash, err := flows.HashPassword(pw)
+	hash, err := passhash.HashPassword(pw)
 	if err != nil {
 		fmt.Fprintln(stderr, "postern users hash:", err)
 		return exitError

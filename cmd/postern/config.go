@@ -19,7 +19,10 @@ import (
 	"time"
 
 	"github.com/postern-auth/postern/authz"
-	"github.com/postern-auth/postern/flows"
+	"github.com/postern-auth/postern/clients"
+	"github.com/postern-auth/postern/identity"
+	"github.com/postern-auth/postern/netedge"
+	"github.com/postern-auth/postern/passhash"
 )
 
 // fileConfig is the server's JSON configuration as written in git. Field
@@ -114,13 +117,13 @@ type Config struct {
 	DataDir      string
 	Store        string // PostgreSQL DSN shared by replicas, "" for bbolt in DataDir; may hold a password: never log it
 	Format       string
-	Lifetimes    flows.Lifetimes
+	Lifetimes    clients.Lifetimes
 	KeyAlgorithm string
 	KeyOverlap   time.Duration
 	KeyReload    time.Duration // how often a replica re-reads a shared store's keys; 0 for the default
 	KeyRotate    time.Duration // age at which the active signing key is replaced
-	Clients      []*flows.Client
-	Users        []flows.User
+	Clients      []*clients.Client
+	Users        []identity.User
 	SessionTTL   time.Duration
 	// TrustedProxies, ForwardedHeader: see fileConfig.
 	TrustedProxies  []netip.Prefix
@@ -447,9 +450,9 @@ func (fc *fileConfig) validate() (*Config, error) {
 		return nil, errAt("forwarded_header", "expected %q (X-Forwarded-For) or %q (RFC 7239), got %q", authz.HeaderXForwardedFor, authz.HeaderForwarded, fc.ForwardedHeader)
 	}
 	for i, p := range fc.TrustedProxies {
-		prefix, err := parsePrefix(p)
+		prefix, err := netedge.ParsePrefix(p)
 		if err != nil {
-			return nil, errAt(fmt.Sprintf("trusted_proxies[%d]", i), "%q is not an IP address or CIDR prefix", p)
+			return nil, errAt(fmt.Sprintf("trusted_proxies[%d]", i), "%v", err)
 		}
 		c.TrustedProxies = append(c.TrustedProxies, prefix)
 	}
@@ -530,12 +533,12 @@ func validateStore(s string) error {
 
 // validateKeys checks a private_key_jwt client's key registration: exactly
 // one of jwks (public keys only) and jwks_uri, and a supported algorithm.
-func (cc clientConfig) validateKeys(path string, c *flows.Client) error {
+func (cc clientConfig) validateKeys(path string, c *clients.Client) error {
 	switch {
 	case len(cc.JWKS) > 0 && cc.JWKSURI != "":
 		return errAt(path, "set jwks or jwks_uri, not both")
 	case len(cc.JWKS) > 0:
-		set, err := flows.ParseClientJWKS(cc.JWKS)
+		set, err := clients.ParseClientJWKS(cc.JWKS)
 		if err != nil {
 			return errAt(path+".jwks", "%v", err)
 		}
@@ -554,22 +557,10 @@ func (cc clientConfig) validateKeys(path string, c *flows.Client) error {
 	if c.AuthSigningAlg == "" {
 		c.AuthSigningAlg = "RS256" // RFC 7591 / OpenID Connect registration default
 	}
-	if !slices.Contains(flows.ClientAssertionAlgs, c.AuthSigningAlg) {
-		return errAt(path+".token_endpoint_auth_signing_alg", "unsupported algorithm %q (want one of %s)", c.AuthSigningAlg, strings.Join(flows.ClientAssertionAlgs, ", "))
+	if !slices.Contains(clients.ClientAssertionAlgs, c.AuthSigningAlg) {
+		return errAt(path+".token_endpoint_auth_signing_alg", "unsupported algorithm %q (want one of %s)", c.AuthSigningAlg, strings.Join(clients.ClientAssertionAlgs, ", "))
 	}
 	return nil
-}
-
-// parsePrefix takes a CIDR prefix or a single address.
-func parsePrefix(s string) (netip.Prefix, error) {
-	if p, err := netip.ParsePrefix(s); err == nil {
-		return p.Masked(), nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
 }
 
 func validateIssuer(s string) (string, error) {
@@ -627,8 +618,8 @@ func (t tokensConfig) apply(c *Config) error {
 
 var (
 	knownGrants = map[string]bool{
-		flows.GrantAuthorizationCode: true, flows.GrantImplicit: true, flows.GrantPassword: true,
-		flows.GrantClientCredentials: true, flows.GrantRefreshToken: true,
+		clients.GrantAuthorizationCode: true, clients.GrantImplicit: true, clients.GrantPassword: true,
+		clients.GrantClientCredentials: true, clients.GrantRefreshToken: true,
 	}
 	// RFC 6749 §3.3 scope-token characters.
 	scopeToken = regexp.MustCompile(`^[\x21\x23-\x5B\x5D-\x7E]+$`)
@@ -636,7 +627,7 @@ var (
 	clientIDPattern = regexp.MustCompile(`^[A-Za-z0-9._~-]{1,128}$`)
 )
 
-func (cc clientConfig) validate(path string, lt flows.Lifetimes) (*flows.Client, []string, error) {
+func (cc clientConfig) validate(path string, lt clients.Lifetimes) (*clients.Client, []string, error) {
 	var warnings []string
 	if cc.ClientID == "" {
 		return nil, nil, errAt(path+".client_id", "is required")
@@ -644,7 +635,7 @@ func (cc clientConfig) validate(path string, lt flows.Lifetimes) (*flows.Client,
 	if !clientIDPattern.MatchString(cc.ClientID) {
 		return nil, nil, errAt(path+".client_id", "%q must be 1-128 characters of A-Z a-z 0-9 . _ ~ -", cc.ClientID)
 	}
-	c := &flows.Client{
+	c := &clients.Client{
 		ID:                      cc.ClientID,
 		Name:                    cc.ClientName,
 		TokenEndpointAuthMethod: cc.TokenEndpointAuthMethod,
@@ -655,20 +646,20 @@ func (cc clientConfig) validate(path string, lt flows.Lifetimes) (*flows.Client,
 	}
 	switch cc.TokenEndpointAuthMethod {
 	case "":
-		c.TokenEndpointAuthMethod = flows.AuthSecretBasic
-	case flows.AuthSecretBasic, flows.AuthSecretPost, flows.AuthNone:
-	case flows.AuthPrivateKeyJWT:
+		c.TokenEndpointAuthMethod = clients.AuthSecretBasic
+	case clients.AuthSecretBasic, clients.AuthSecretPost, clients.AuthNone:
+	case clients.AuthPrivateKeyJWT:
 		if err := cc.validateKeys(path, c); err != nil {
 			return nil, nil, err
 		}
 	default:
 		return nil, nil, errAt(path+".token_endpoint_auth_method", "unknown method %q (want client_secret_basic, client_secret_post, private_key_jwt or none)", cc.TokenEndpointAuthMethod)
 	}
-	if c.TokenEndpointAuthMethod != flows.AuthPrivateKeyJWT && (len(cc.JWKS) > 0 || cc.JWKSURI != "" || cc.TokenEndpointAuthSigningAlg != "") {
+	if c.TokenEndpointAuthMethod != clients.AuthPrivateKeyJWT && (len(cc.JWKS) > 0 || cc.JWKSURI != "" || cc.TokenEndpointAuthSigningAlg != "") {
 		return nil, nil, errAt(path, "jwks, jwks_uri and token_endpoint_auth_signing_alg belong to token_endpoint_auth_method \"private_key_jwt\"")
 	}
-	public := c.TokenEndpointAuthMethod == flows.AuthNone
-	keyAuth := c.TokenEndpointAuthMethod == flows.AuthPrivateKeyJWT
+	public := c.TokenEndpointAuthMethod == clients.AuthNone
+	keyAuth := c.TokenEndpointAuthMethod == clients.AuthPrivateKeyJWT
 	switch {
 	case keyAuth && (cc.ClientSecretHash != "" || cc.ClientSecret != ""):
 		return nil, nil, errAt(path, "a private_key_jwt client authenticates with its key and must not have a secret")
@@ -678,7 +669,7 @@ func (cc clientConfig) validate(path string, lt flows.Lifetimes) (*flows.Client,
 	case !public && cc.ClientSecretHash != "" && cc.ClientSecret != "":
 		return nil, nil, errAt(path, "set client_secret_hash or client_secret, not both")
 	case !public && cc.ClientSecretHash != "":
-		if err := flows.ValidateSecretHash(cc.ClientSecretHash); err != nil {
+		if err := clients.ValidateSecretHash(cc.ClientSecretHash); err != nil {
 			return nil, nil, errAt(path+".client_secret_hash", "%v", err)
 		}
 		c.SecretHash = []byte(cc.ClientSecretHash)
@@ -706,16 +697,16 @@ func (cc clientConfig) validate(path string, lt flows.Lifetimes) (*flows.Client,
 		grants[g] = true
 	}
 	c.GrantTypes = cc.GrantTypes
-	if grants[flows.GrantClientCredentials] && public {
+	if grants[clients.GrantClientCredentials] && public {
 		return nil, nil, errAt(path+".grant_types", "client_credentials needs a confidential client (RFC 6749 §4.4)")
 	}
-	if grants[flows.GrantPassword] && !cc.Trusted {
+	if grants[clients.GrantPassword] && !cc.Trusted {
 		return nil, nil, errAt(path+".grant_types", "the password grant is only for first-party clients with \"trusted\": true")
 	}
-	if grants[flows.GrantRefreshToken] && !grants[flows.GrantAuthorizationCode] && !grants[flows.GrantPassword] {
+	if grants[clients.GrantRefreshToken] && !grants[clients.GrantAuthorizationCode] && !grants[clients.GrantPassword] {
 		return nil, nil, errAt(path+".grant_types", "refresh_token needs authorization_code or password: no other grant issues refresh tokens")
 	}
-	browser := grants[flows.GrantAuthorizationCode] || grants[flows.GrantImplicit]
+	browser := grants[clients.GrantAuthorizationCode] || grants[clients.GrantImplicit]
 	if browser && len(cc.RedirectURIs) == 0 {
 		return nil, nil, errAt(path+".redirect_uris", "is required for authorization_code and implicit")
 	}
@@ -730,8 +721,8 @@ func (cc clientConfig) validate(path string, lt flows.Lifetimes) (*flows.Client,
 	c.RedirectURIs = cc.RedirectURIs
 	for _, rt := range cc.ResponseTypes {
 		switch {
-		case rt == "code" && grants[flows.GrantAuthorizationCode]:
-		case rt == "token" && grants[flows.GrantImplicit]:
+		case rt == "code" && grants[clients.GrantAuthorizationCode]:
+		case rt == "token" && grants[clients.GrantImplicit]:
 		case rt == "code" || rt == "token":
 			return nil, nil, errAt(path+".response_types", "%q needs grant %s", rt, map[string]string{"code": "authorization_code", "token": "implicit"}[rt])
 		default:
@@ -788,8 +779,8 @@ var reservedClaims = map[string]bool{
 
 var usernamePattern = regexp.MustCompile(`^[^\s:]{1,256}$`)
 
-func (uc userConfig) validate(path string) (flows.User, []string, error) {
-	u := flows.User{Username: uc.Username, Claims: uc.Claims}
+func (uc userConfig) validate(path string) (identity.User, []string, error) {
+	u := identity.User{Username: uc.Username, Claims: uc.Claims}
 	if uc.Username == "" {
 		return u, nil, errAt(path+".username", "is required")
 	}
@@ -802,7 +793,7 @@ func (uc userConfig) validate(path string) (flows.User, []string, error) {
 	case uc.PasswordHash != "" && uc.Password != "":
 		return u, nil, errAt(path, "set password_hash or password, not both")
 	case uc.PasswordHash != "":
-		if err := flows.ValidatePasswordHash(uc.PasswordHash); err != nil {
+		if err := passhash.ValidatePasswordHash(uc.PasswordHash); err != nil {
 			return u, nil, errAt(path+".password_hash", "%v", err)
 		}
 		u.PasswordHash = uc.PasswordHash

@@ -11,28 +11,30 @@ import (
 	"time"
 
 	"github.com/postern-auth/postern/authz"
-	"github.com/postern-auth/postern/flows"
+	"github.com/postern-auth/postern/clients"
+	"github.com/postern-auth/postern/identity"
+	"github.com/postern-auth/postern/passhash"
 )
 
 // cfgHashes are real hashes made once per test binary: fixtures must carry
 // hashes the flows package accepts, and argon2id is too slow to run per row.
 type cfgHashes struct {
-	hmac     string // flows.HashClientSecret of a generated-length secret
-	argon    string // flows.HashChosenSecret("s3cret")
-	password string // flows.HashPassword("pw")
+	hmac     string // clients.HashClientSecret of a generated-length secret
+	argon    string // clients.HashChosenSecret("s3cret")
+	password string // passhash.HashPassword("pw")
 }
 
 var cfgHashesOnce = sync.OnceValues(func() (cfgHashes, error) {
 	var h cfgHashes
 	var err error
 	// HashClientSecret refuses secrets shorter than 32 characters.
-	if h.hmac, err = flows.HashClientSecret("s3cret-s3cret-s3cret-s3cret-s3cret-s3cret"); err != nil {
+	if h.hmac, err = clients.HashClientSecret("s3cret-s3cret-s3cret-s3cret-s3cret-s3cret"); err != nil {
 		return h, err
 	}
-	if h.argon, err = flows.HashChosenSecret("s3cret"); err != nil {
+	if h.argon, err = clients.HashChosenSecret("s3cret"); err != nil {
 		return h, err
 	}
-	if h.password, err = flows.HashPassword("pw"); err != nil {
+	if h.password, err = passhash.HashPassword("pw"); err != nil {
 		return h, err
 	}
 	return h, nil
@@ -192,6 +194,8 @@ func TestParseConfigErrors(t *testing.T) {
 			want: `config: tls: load certificate: open /nonexistent/c.pem: no such file or directory`},
 		{name: "bad trusted proxy", config: `{"trusted_proxies": ["10.0.0.0/8", "lb.internal"]}`,
 			want: `config: trusted_proxies[1]: "lb.internal" is not an IP address or CIDR prefix`},
+		{name: "trusted proxy with host bits", config: `{"trusted_proxies": ["10.1.2.3/8"]}`,
+			want: `config: trusted_proxies[0]: "10.1.2.3/8" has host bits set; did you mean 10.0.0.0/8?`},
 		{name: "unknown auth method", config: secondClient(`{"client_id": "web", "token_endpoint_auth_method": "client_secret_jwt", ` + cc + `}`),
 			want: `config: clients[1].token_endpoint_auth_method: unknown method "client_secret_jwt" (want client_secret_basic, client_secret_post, private_key_jwt or none)`},
 		{name: "private_key_jwt without keys", config: secondClient(`{"client_id": "web", "token_endpoint_auth_method": "private_key_jwt", ` + cc + `}`),
@@ -454,7 +458,7 @@ func TestParseConfigDefaults(t *testing.T) {
 			Addr:    "127.0.0.1:4444",
 			DataDir: "postern-data",
 			Format:  authz.FormatOpaque,
-			Lifetimes: flows.Lifetimes{
+			Lifetimes: clients.Lifetimes{
 				AccessToken:         time.Hour,
 				ImplicitAccessToken: 30 * time.Minute,
 				RefreshToken:        720 * time.Hour,
@@ -589,7 +593,7 @@ func TestParseConfigFull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lt := flows.Lifetimes{
+	lt := clients.Lifetimes{
 		AccessToken:         15 * time.Minute,
 		ImplicitAccessToken: 10 * time.Minute,
 		RefreshToken:        48 * time.Hour,
@@ -614,7 +618,7 @@ func TestParseConfigFull(t *testing.T) {
 		t.Errorf("SessionTTL = %s, want 12h", cfg.SessionTTL)
 	}
 
-	wantClients := []*flows.Client{
+	wantClients := []*clients.Client{
 		{
 			ID:                      "billing-service",
 			Name:                    "Billing",
@@ -622,7 +626,7 @@ func TestParseConfigFull(t *testing.T) {
 			GrantTypes:              []string{"client_credentials"},
 			Scopes:                  []string{"invoices:read", "invoices:write"},
 			Audience:                []string{"https://api.example.com"},
-			TokenEndpointAuthMethod: flows.AuthSecretBasic,
+			TokenEndpointAuthMethod: clients.AuthSecretBasic,
 			Lifetimes:               lt,
 		},
 		{
@@ -631,14 +635,14 @@ func TestParseConfigFull(t *testing.T) {
 			GrantTypes:              []string{"authorization_code", "refresh_token"},
 			ResponseTypes:           []string{"code"},
 			Scopes:                  []string{"openid", "profile"},
-			TokenEndpointAuthMethod: flows.AuthNone,
+			TokenEndpointAuthMethod: clients.AuthNone,
 			Lifetimes:               lt,
 		},
 		{
 			ID:                      "cli",
 			SecretHash:              []byte("dev-only-secret"),
 			GrantTypes:              []string{"password", "refresh_token"},
-			TokenEndpointAuthMethod: flows.AuthSecretPost,
+			TokenEndpointAuthMethod: clients.AuthSecretPost,
 			Trusted:                 true,
 			Lifetimes:               lt,
 		},
@@ -646,14 +650,14 @@ func TestParseConfigFull(t *testing.T) {
 			ID:                      "com.example.app",
 			RedirectURIs:            []string{"com.example.app:/cb"},
 			GrantTypes:              []string{"authorization_code", "implicit"},
-			TokenEndpointAuthMethod: flows.AuthNone,
+			TokenEndpointAuthMethod: clients.AuthNone,
 			Lifetimes:               lt,
 		},
 		{
 			ID:                      "legacy",
 			SecretHash:              []byte(h.argon),
 			GrantTypes:              []string{"client_credentials"},
-			TokenEndpointAuthMethod: flows.AuthSecretBasic,
+			TokenEndpointAuthMethod: clients.AuthSecretBasic,
 			Lifetimes:               lt,
 		},
 	}
@@ -673,7 +677,7 @@ func TestParseConfigFull(t *testing.T) {
 		t.Errorf("com.example.app response types = %q, want code and token from its grants", got)
 	}
 
-	wantUsers := []flows.User{
+	wantUsers := []identity.User{
 		{Username: "alice", PasswordHash: h.password, Claims: map[string]string{"email": "alice@example.com", "name": "Alice"}},
 		{Username: "bob@example.com", Password: "bob-pw"},
 	}
@@ -738,7 +742,7 @@ func TestParseConfigDurationsAtLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := flows.Lifetimes{AccessToken: time.Second, ImplicitAccessToken: 24 * time.Hour, RefreshToken: time.Second, AuthorizationCode: time.Hour}
+	want := clients.Lifetimes{AccessToken: time.Second, ImplicitAccessToken: 24 * time.Hour, RefreshToken: time.Second, AuthorizationCode: time.Hour}
 	if cfg.Lifetimes != want {
 		t.Errorf("Lifetimes = %+v, want %+v", cfg.Lifetimes, want)
 	}
@@ -813,21 +817,21 @@ func TestQuickstartConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clients := map[string]*flows.Client{}
+	byID := map[string]*clients.Client{}
 	for _, c := range cfg.Clients {
-		clients[c.ID] = c
+		byID[c.ID] = c
 	}
-	if c := clients["demo-service"]; c == nil {
+	if c := byID["demo-service"]; c == nil {
 		t.Error("no client demo-service")
-	} else if !c.HasGrant(flows.GrantClientCredentials) || c.IsPublic() {
+	} else if !c.HasGrant(clients.GrantClientCredentials) || c.IsPublic() {
 		t.Errorf("demo-service is not a confidential client_credentials client: %+v", c)
 	}
-	if c := clients["demo-spa"]; c == nil {
+	if c := byID["demo-spa"]; c == nil {
 		t.Error("no client demo-spa")
-	} else if !c.HasGrant(flows.GrantAuthorizationCode) || !c.IsPublic() || len(c.RedirectURIs) == 0 {
+	} else if !c.HasGrant(clients.GrantAuthorizationCode) || !c.IsPublic() || len(c.RedirectURIs) == 0 {
 		t.Errorf("demo-spa is not a public authorization_code client with a redirect URI: %+v", c)
 	}
-	var alice *flows.User
+	var alice *identity.User
 	for i := range cfg.Users {
 		if cfg.Users[i].Username == "alice" {
 			alice = &cfg.Users[i]
@@ -845,7 +849,7 @@ const (
 )
 
 func TestTrustedProxies(t *testing.T) {
-	cfg, err := parseConfig([]byte(`{"trusted_proxies": ["10.1.2.3/8", "192.0.2.7", "2001:db8::/32"]}`), func(string) string { return "" })
+	cfg, err := parseConfig([]byte(`{"trusted_proxies": ["10.0.0.0/8", "192.0.2.7", "2001:db8::/32", "::ffff:198.51.100.0/120"]}`), func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -853,7 +857,7 @@ func TestTrustedProxies(t *testing.T) {
 	for _, p := range cfg.TrustedProxies {
 		got = append(got, p.String())
 	}
-	if want := "10.0.0.0/8 192.0.2.7/32 2001:db8::/32"; strings.Join(got, " ") != want {
+	if want := "10.0.0.0/8 192.0.2.7/32 2001:db8::/32 198.51.100.0/24"; strings.Join(got, " ") != want {
 		t.Errorf("trusted proxies = %v, want %s", got, want)
 	}
 }

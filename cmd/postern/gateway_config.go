@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/postern-auth/postern/gateway"
+	"github.com/postern-auth/postern/netedge"
 )
 
 // gatewayFile is `postern gateway`'s JSON configuration as written in git.
@@ -215,7 +216,7 @@ func (gf *gatewayFile) identity(g *gateway.Config) error {
 		g.PublicURL = u
 	}
 	for i, s := range gf.TrustedProxies {
-		p, err := parseCIDR(s)
+		p, err := netedge.ParsePrefix(s)
 		if err != nil {
 			return errAt(fmt.Sprintf("trusted_proxies[%d]", i), "%v", err)
 		}
@@ -234,25 +235,6 @@ func (gf *gatewayFile) identity(g *gateway.Config) error {
 }
 
 var hostnamePattern = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9_-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9_-]*[A-Za-z0-9])?)*\.?$`)
-
-// parseCIDR accepts "10.0.0.0/8", "2001:db8::/32" or a single address.
-func parseCIDR(s string) (netip.Prefix, error) {
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return netip.Prefix{}, fmt.Errorf("expected a CIDR such as 10.0.0.0/8, got %q", s)
-		}
-		if p != p.Masked() {
-			return netip.Prefix{}, fmt.Errorf("%q has host bits set; did you mean %s?", s, p.Masked())
-		}
-		return p, nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("expected a CIDR or an IP address, got %q", s)
-	}
-	return netip.PrefixFrom(a, a.BitLen()), nil
-}
 
 func (gf *gatewayFile) caches(g *gateway.Config) error {
 	g.Cache = gateway.CacheConfig{TTL: gateway.DefaultCacheTTL, NegativeTTL: gateway.DefaultNegativeTTL, MaxEntries: gateway.DefaultCacheEntries}

@@ -18,8 +18,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/postern-auth/postern/authz"
-	"github.com/postern-auth/postern/flows"
+	"github.com/postern-auth/postern/clients"
+	"github.com/postern-auth/postern/identity"
 	"github.com/postern-auth/postern/keys"
+	"github.com/postern-auth/postern/passhash"
 	"github.com/postern-auth/postern/storage"
 )
 
@@ -92,14 +94,18 @@ type serveBase struct {
 	store    storage.Store
 	keys     *keys.Manager
 	secret   keys.Secret
-	throttle *flows.Throttle
-	hasher   *flows.SecretHasher
-	metrics  *prometheus.Registry
-	jwks     fosite.JWKSFetcherStrategy
-	log      *slog.Logger
+	throttle *identity.Throttle
+	hasher   *clients.SecretHasher
+	// argon is the process's one bound on argon2 checks: password and
+	// client-secret checks share it, across reloads.
+	argon   *passhash.Limiter
+	metrics *prometheus.Registry
+	jwks    fosite.JWKSFetcherStrategy
+	log     *slog.Logger
 }
 
 func newServeBase(ctx context.Context, store storage.Store, km *keys.Manager, secret keys.Secret, log *slog.Logger) *serveBase {
+	argon := passhash.NewLimiter(0, nil)
 	return &serveBase{
 		ctx:    ctx,
 		store:  store,
@@ -107,8 +113,9 @@ func newServeBase(ctx context.Context, store storage.Store, km *keys.Manager, se
 		secret: secret,
 		// Login-throttling counters live in the store, so replicas on one
 		// database share them (bbolt takes the same path).
-		throttle: flows.NewThrottle(flows.ThrottleOptions{Store: store, Logger: log}),
-		hasher:   flows.NewSecretHasher(),
+		throttle: identity.NewThrottle(identity.ThrottleOptions{Store: store, Logger: log}),
+		hasher:   clients.NewSecretHasher(argon),
+		argon:    argon,
 		metrics:  prometheus.NewRegistry(),
 		jwks:     &lazyJWKSFetcher{},
 		log:      log,
@@ -163,7 +170,7 @@ func (b *serveBase) build(cfg *Config) (*serveInstance, error) {
 		SessionTTL:        cfg.SessionTTL,
 		TrustedProxies:    cfg.TrustedProxies,
 		ForwardedHeader:   cfg.ForwardedHeader,
-		Users:             flows.NewDirectory(cfg.Users, b.throttle),
+		Users:             identity.NewDirectory(cfg.Users, b.throttle, b.argon),
 		Logger:            b.log,
 		SAML:              samlProviders,
 		Metrics:           b.metrics,
@@ -229,8 +236,8 @@ func (r *serveReloader) close() { r.cur.stopSAML() }
 
 // clientChanges lists the client IDs only in next (added) and only in old
 // (removed), sorted.
-func clientChanges(old, next []*flows.Client) (added, removed []string) {
-	ids := func(cs []*flows.Client) map[string]bool {
+func clientChanges(old, next []*clients.Client) (added, removed []string) {
+	ids := func(cs []*clients.Client) map[string]bool {
 		m := make(map[string]bool, len(cs))
 		for _, c := range cs {
 			m[c.ID] = true

@@ -25,9 +25,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/postern-auth/postern/flows"
-	"github.com/postern-auth/postern/flows/samltest"
+	"github.com/postern-auth/postern/clients"
+	"github.com/postern-auth/postern/identity"
 	"github.com/postern-auth/postern/keys"
+	"github.com/postern-auth/postern/samlsp/samltest"
 	"github.com/postern-auth/postern/storage/bolt"
 )
 
@@ -43,8 +44,8 @@ func TestRestartChanges(t *testing.T) {
 	}{
 		{"nothing", func(*Config) {}, nil},
 		{"clients, users, SAML, lifetimes, format, session, proxies reload", func(c *Config) {
-			c.Clients = []*flows.Client{{ID: "new"}}
-			c.Users = []flows.User{{Username: "carol"}}
+			c.Clients = []*clients.Client{{ID: "new"}}
+			c.Users = []identity.User{{Username: "carol"}}
 			c.SAMLProviders = []SAMLProvider{{MetadataURL: "https://idp.example.com/md"}}
 			c.Lifetimes.AccessToken = time.Minute
 			c.Format = "jwt"
@@ -134,10 +135,10 @@ func TestGatewayRestartChanges(t *testing.T) {
 }
 
 func TestClientChanges(t *testing.T) {
-	cs := func(ids ...string) []*flows.Client {
-		var out []*flows.Client
+	cs := func(ids ...string) []*clients.Client {
+		var out []*clients.Client
 		for _, id := range ids {
-			out = append(out, &flows.Client{ID: id})
+			out = append(out, &clients.Client{ID: id})
 		}
 		return out
 	}

@@ -10,7 +10,7 @@ import (
 	"regexp"
 	"sort"
 
-	"github.com/postern-auth/postern/flows"
+	"github.com/postern-auth/postern/samlsp"
 )
 
 // samlProviderConfig is one saml_providers entry as written in the file.
@@ -31,7 +31,7 @@ type samlProviderConfig struct {
 // working directory, so the same file works however the server is started)
 // and reads it into Metadata; the URL is fetched when the server starts.
 type SAMLProvider struct {
-	flows.SAMLProviderConfig
+	samlsp.ProviderConfig
 	MetadataFile string
 	MetadataURL  string
 	Metadata     []byte
@@ -44,10 +44,10 @@ var (
 	samlIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
 
 	nameIDFormats = map[string]string{
-		"":             flows.NameIDUnspecified,
-		"unspecified":  flows.NameIDUnspecified,
-		"persistent":   flows.NameIDPersistent,
-		"emailAddress": flows.NameIDEmail,
+		"":             samlsp.NameIDUnspecified,
+		"unspecified":  samlsp.NameIDUnspecified,
+		"persistent":   samlsp.NameIDPersistent,
+		"emailAddress": samlsp.NameIDEmail,
 	}
 )
 
@@ -178,11 +178,11 @@ func readSAMLMetadata(ps []SAMLProvider, configDir string) error {
 		if !filepath.IsAbs(p.MetadataFile) {
 			p.MetadataFile = filepath.Join(configDir, p.MetadataFile)
 		}
-		raw, err := readBounded(p.MetadataFile, flows.MaxSAMLMetadataBytes)
+		raw, err := readBounded(p.MetadataFile, samlsp.MaxMetadataBytes)
 		if err != nil {
 			return errAt(p.path+".metadata_file", "%v", err)
 		}
-		if _, err := flows.ParseIDPMetadata(raw); err != nil {
+		if _, err := samlsp.ParseIDPMetadata(raw); err != nil {
 			return errAt(p.path+".metadata_file", "%s: %v", p.MetadataFile, err)
 		}
 		p.Metadata = raw

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/postern-auth/postern/flows"
-	"github.com/postern-auth/postern/flows/samltest"
+	"github.com/postern-auth/postern/samlsp"
+	"github.com/postern-auth/postern/samlsp/samltest"
 )
 
 func TestParseSAMLProviders(t *testing.T) {
@@ -27,13 +27,13 @@ func TestParseSAMLProviders(t *testing.T) {
 	}
 	corp, partner, dev := cfg.SAMLProviders[0], cfg.SAMLProviders[1], cfg.SAMLProviders[2]
 	if corp.ID != "corp" || corp.DisplayName != "Corporate SSO" || corp.SubjectPrefix != "corp" || corp.MetadataFile != "corp.xml" ||
-		corp.NameIDFormat != flows.NameIDUnspecified || corp.AllowIDPInitiated || corp.Attributes["email"] == "" {
+		corp.NameIDFormat != samlsp.NameIDUnspecified || corp.AllowIDPInitiated || corp.Attributes["email"] == "" {
 		t.Errorf("corp = %+v", corp)
 	}
-	if partner.DisplayName != "partner" || partner.SubjectPrefix != "ptn" || partner.MetadataURL == "" || !partner.AllowIDPInitiated || partner.NameIDFormat != flows.NameIDPersistent {
+	if partner.DisplayName != "partner" || partner.SubjectPrefix != "ptn" || partner.MetadataURL == "" || !partner.AllowIDPInitiated || partner.NameIDFormat != samlsp.NameIDPersistent {
 		t.Errorf("partner = %+v", partner)
 	}
-	if dev.NameIDFormat != flows.NameIDEmail {
+	if dev.NameIDFormat != samlsp.NameIDEmail {
 		t.Errorf("dev = %+v", dev)
 	}
 	if len(cfg.Warnings) != 1 || !strings.Contains(cfg.Warnings[0], "saml_providers[1] (partner) accepts IdP-initiated logins") {

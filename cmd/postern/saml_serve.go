@@ -7,8 +7,8 @@ import (
 	"path/filepath"
 	"sync"
 
-	"github.com/postern-auth/postern/flows"
 	"github.com/postern-auth/postern/keys"
+	"github.com/postern-auth/postern/samlsp"
 	"github.com/postern-auth/postern/storage"
 )
 
@@ -20,7 +20,7 @@ import (
 // directory, or leaves the provider unavailable (its login page says so)
 // until a retry succeeds, so that an IdP outage never keeps local users
 // from signing in.
-func startSAML(ctx context.Context, cfg *Config, issuer string, store storage.Store, secret keys.Secret, log *slog.Logger) (providers []*flows.SAMLProvider, stop func(), err error) {
+func startSAML(ctx context.Context, cfg *Config, issuer string, store storage.Store, secret keys.Secret, log *slog.Logger) (providers []*samlsp.Provider, stop func(), err error) {
 	rctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	stop = func() { cancel(); wg.Wait() }
@@ -30,7 +30,7 @@ func startSAML(ctx context.Context, cfg *Config, issuer string, store storage.St
 			stop()
 			return nil, nil, err
 		}
-		p, err := flows.NewSAMLProvider(pc.SAMLProviderConfig, flows.SAMLOptions{Issuer: issuer, Key: key, Certificate: cert, Replay: store})
+		p, err := samlsp.NewProvider(pc.ProviderConfig, samlsp.Options{Issuer: issuer, Key: key, Certificate: cert, Replay: store})
 		if err != nil {
 			stop()
 			return nil, nil, err
@@ -41,7 +41,7 @@ func startSAML(ctx context.Context, cfg *Config, issuer string, store storage.St
 				return nil, nil, fmt.Errorf("%s: %w", pc.MetadataFile, err)
 			}
 		} else {
-			src := &flows.MetadataSource{
+			src := &samlsp.MetadataSource{
 				Provider:  p,
 				URL:       pc.MetadataURL,
 				CachePath: filepath.Join(cfg.DataDir, "saml", pc.ID+"-idp-metadata.xml"),

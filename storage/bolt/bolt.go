@@ -15,6 +15,8 @@
 //	subjects  lp(subject) + tk                    → ∅ (empty subject not indexed)
 //	clients   lp(clientID) + tk                   → ∅ (empty client not indexed)
 //	expiry    be64(ExpiresAt nanos) + tk          → ∅
+//	retry     tk (of the redeemed token)          → encoded Retry
+//	retryexp  be64(Until nanos) + tk              → ∅
 //	once      lp(namespace) + id                  → be64(exp nanos)
 //	onceexp   be64(exp nanos) + lp(namespace) + id → ∅
 //	keys      Key.ID                              → encoded Key
@@ -29,7 +31,7 @@
 //	meta      "schema"                            → schema version
 //
 // Listing an owner's tokens is a cursor Seek on lp(owner) in its index plus
-// one Get per token; DeleteExpired walks expiry, onceexp, loginexp,
+// one Get per token; DeleteExpired walks expiry, retryexp, onceexp, loginexp,
 // sessrevexp and subjendexp from the start up to now; ListEvents walks
 // events backwards from the end of lp(subject).
 // Every index entry is written and removed in the same transaction as its
@@ -76,10 +78,14 @@ var (
 	bucketSessRevExp = []byte("sessrevexp")
 	bucketSubjEnd    = []byte("subjend")
 	bucketSubjEndExp = []byte("subjendexp")
+	// Likewise, added with the refresh retry window.
+	bucketRetry    = []byte("retry")
+	bucketRetryExp = []byte("retryexp")
 
 	allBuckets = [][]byte{bucketTokens, bucketGrants, bucketSubjects, bucketClients, bucketExpiry,
 		bucketOnce, bucketOnceExp, bucketKeys, bucketEvents, bucketMeta, bucketConsents,
-		bucketLoginFail, bucketLoginExp, bucketSessRev, bucketSessRevExp, bucketSubjEnd, bucketSubjEndExp}
+		bucketLoginFail, bucketLoginExp, bucketSessRev, bucketSessRevExp, bucketSubjEnd, bucketSubjEndExp,
+		bucketRetry, bucketRetryExp}
 
 	metaSchema = []byte("schema")
 )

@@ -73,7 +73,7 @@ func TestDiskFull(t *testing.T) {
 		t.Fatalf("CreateToken on a full disk = %v, want ErrNoSpace", err)
 	}
 	issued := testToken("issued-for-code", "alice", exp)
-	if _, err := s.Redeem(ctx, code.Kind, code.Signature, []storage.Token{issued}); !errors.Is(err, storage.ErrNoSpace) {
+	if _, err := s.Redeem(ctx, code.Kind, code.Signature, []storage.Token{issued}, nil); !errors.Is(err, storage.ErrNoSpace) {
 		t.Errorf("Redeem on a full disk = %v, want ErrNoSpace", err)
 	}
 	if _, err := s.GetToken(ctx, storage.AccessToken, "before-0"); err != nil {
@@ -81,7 +81,7 @@ func TestDiskFull(t *testing.T) {
 	}
 
 	free()
-	if _, err := s.Redeem(ctx, code.Kind, code.Signature, []storage.Token{issued}); err != nil {
+	if _, err := s.Redeem(ctx, code.Kind, code.Signature, []storage.Token{issued}, nil); err != nil {
 		t.Fatalf("Redeem once space returned: %v (the failed redemption must not have used the code)", err)
 	}
 	if err := s.CreateToken(ctx, testToken("after", "alice", exp)); err != nil {

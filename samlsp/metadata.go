@@ -1,4 +1,4 @@
-package flows
+package samlsp
 
 import (
 	"bytes"
@@ -21,8 +21,8 @@ import (
 
 // Bounds on fetching IdP metadata.
 const (
-	MaxSAMLMetadataBytes   = 1 << 20
-	SAMLMetadataTimeout    = 10 * time.Second
+	MaxMetadataBytes       = 1 << 20
+	MetadataTimeout        = 10 * time.Second
 	DefaultMetadataRefresh = 12 * time.Hour
 	// DefaultMetadataRetry is how soon a failed fetch is tried again.
 	DefaultMetadataRetry = 5 * time.Minute
@@ -33,8 +33,8 @@ const (
 // with an IDPSSODescriptor. It must offer single sign-on over the
 // HTTP-Redirect binding and at least one signing certificate.
 func ParseIDPMetadata(raw []byte) (*saml.EntityDescriptor, error) {
-	if len(raw) > MaxSAMLMetadataBytes {
-		return nil, fmt.Errorf("metadata is larger than %d bytes", MaxSAMLMetadataBytes)
+	if len(raw) > MaxMetadataBytes {
+		return nil, fmt.Errorf("metadata is larger than %d bytes", MaxMetadataBytes)
 	}
 	root, err := rootElement(raw)
 	if err != nil {
@@ -122,10 +122,10 @@ func idpEntities(all *saml.EntitiesDescriptor, out []*saml.EntityDescriptor) []*
 	return out
 }
 
-// FetchSAMLMetadata GETs metadata from url, giving up after
-// SAMLMetadataTimeout and refusing more than MaxSAMLMetadataBytes.
-func FetchSAMLMetadata(ctx context.Context, client *http.Client, url string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, SAMLMetadataTimeout)
+// FetchMetadata GETs metadata from url, giving up after
+// MetadataTimeout and refusing more than MaxMetadataBytes.
+func FetchMetadata(ctx context.Context, client *http.Client, url string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, MetadataTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
@@ -140,12 +140,12 @@ func FetchSAMLMetadata(ctx context.Context, client *http.Client, url string) ([]
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("fetch metadata from %s: HTTP %d", url, resp.StatusCode)
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxSAMLMetadataBytes+1))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxMetadataBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("fetch metadata from %s: %w", url, err)
 	}
-	if len(body) > MaxSAMLMetadataBytes {
-		return nil, fmt.Errorf("fetch metadata from %s: larger than %d bytes", url, MaxSAMLMetadataBytes)
+	if len(body) > MaxMetadataBytes {
+		return nil, fmt.Errorf("fetch metadata from %s: larger than %d bytes", url, MaxMetadataBytes)
 	}
 	return body, nil
 }
@@ -154,7 +154,7 @@ func FetchSAMLMetadata(ctx context.Context, client *http.Client, url string) ([]
 // follows a redirect only to https, or from http to http.
 func MetadataClient() *http.Client {
 	return &http.Client{
-		Timeout: SAMLMetadataTimeout,
+		Timeout: MetadataTimeout,
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			if len(via) >= 5 {
 				return errors.New("too many redirects")
@@ -171,7 +171,7 @@ func MetadataClient() *http.Client {
 // last good copy is kept in CachePath (if set), so a restart during an
 // outage of the IdP's metadata endpoint still has metadata to work with.
 type MetadataSource struct {
-	Provider  *SAMLProvider
+	Provider  *Provider
 	URL       string
 	CachePath string
 	Client    *http.Client
@@ -238,7 +238,7 @@ func (m *MetadataSource) fetch(ctx context.Context) error {
 	if client == nil {
 		client = MetadataClient()
 	}
-	raw, err := FetchSAMLMetadata(ctx, client, m.URL)
+	raw, err := FetchMetadata(ctx, client, m.URL)
 	if err != nil {
 		return err
 	}

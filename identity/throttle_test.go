@@ -1,4 +1,4 @@
-package flows
+package identity
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/postern-auth/postern/passhash"
 	"github.com/postern-auth/postern/storage"
 )
 
@@ -326,7 +327,7 @@ func TestThrottleStoreOutage(t *testing.T) {
 	}
 
 	// A login asks a failing store once, not once per key and step.
-	d := NewDirectory([]User{{Username: "carol", Password: "carol-password"}}, th)
+	d := NewDirectory([]User{{Username: "carol", Password: "carol-password"}}, th, passhash.NewLimiter(0, nil))
 	for _, pw := range []string{"wrong", "carol-password"} {
 		calls := store.calls
 		_, _ = d.Authenticate(t.Context(), "carol", pw, "192.0.2.9")
@@ -431,9 +432,9 @@ func TestMemFailuresBounded(t *testing.T) {
 func TestDirectoryThrottle(t *testing.T) {
 	backings(t, func(t *testing.T, clock *testClock, opt ThrottleOptions) {
 		users := []User{{Username: "bob", Password: "bob-password"}, {Username: "alice", Password: "alice-password"}}
-		dirs := []*Directory{NewDirectory(users, NewThrottle(opt))}
+		dirs := []*Directory{NewDirectory(users, NewThrottle(opt), passhash.NewLimiter(0, nil))}
 		if opt.Store != nil {
-			dirs = append(dirs, NewDirectory(users, NewThrottle(opt)))
+			dirs = append(dirs, NewDirectory(users, NewThrottle(opt), passhash.NewLimiter(0, nil)))
 		} else {
 			dirs = append(dirs, dirs[0]) // one process
 		}

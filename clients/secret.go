@@ -1,4 +1,4 @@
-package flows
+package clients
 
 import (
 	"bytes"
@@ -17,7 +17,8 @@ import (
 	"time"
 
 	"github.com/ory/fosite"
-	"golang.org/x/crypto/argon2"
+
+	"github.com/postern-auth/postern/passhash"
 )
 
 // Client secrets come in two kinds. Generated secrets carry 256 bits of
@@ -35,7 +36,6 @@ const (
 	minFastHashSecretLen = 32
 
 	keyedSHA256Prefix = "$hmac-sha256$"
-	argon2idPrefix    = "$argon2id$"
 	keyedSaltLen      = 16
 	maxKeyedSaltLen   = 64
 
@@ -43,10 +43,14 @@ const (
 	defaultArgon2CacheTTL  = 10 * time.Minute
 )
 
+// strictB64 rejects padding and non-zero trailing bits, so each hash has
+// exactly one accepted spelling.
+var strictB64 = base64.RawStdEncoding.Strict()
+
 // ErrSecretMismatch is returned (possibly wrapped) when a client secret does
 // not match its stored hash. Any other error from SecretHasher.Compare means
 // the stored hash itself is unusable.
-var ErrSecretMismatch = errors.New("flows: client secret does not match")
+var ErrSecretMismatch = errors.New("clients: client secret does not match")
 
 // GenerateClientSecret returns 256 random bits, base64url without padding, fit
 // to be stored with HashClientSecret.
@@ -82,7 +86,7 @@ func HashChosenSecret(secret string) (string, error) {
 	if secret == "" {
 		return "", errors.New("hash chosen client secret: empty secret")
 	}
-	h, err := newArgon2Hash([]byte(secret))
+	h, err := passhash.New([]byte(secret))
 	if err != nil {
 		return "", fmt.Errorf("hash chosen client secret: %w", err)
 	}
@@ -98,7 +102,7 @@ func keyedSHA256(salt, secret []byte) []byte {
 // parseKeyedSHA256 parses `$hmac-sha256$<salt>$<mac>`.
 func parseKeyedSHA256(s string) (salt, mac []byte, err error) {
 	bad := func(msg string) ([]byte, []byte, error) {
-		return nil, nil, fmt.Errorf("%w: hmac-sha256: %s", ErrMalformedHash, msg)
+		return nil, nil, fmt.Errorf("%w: hmac-sha256: %s", passhash.ErrMalformed, msg)
 	}
 	fields := strings.Split(s, "$")
 	if len(fields) != 4 || fields[0] != "" || fields[1] != "hmac-sha256" {
@@ -128,7 +132,7 @@ func parseKeyedSHA256(s string) (salt, mac []byte, err error) {
 //   - no `$` prefix: a plaintext development secret from config, held as-is
 //     in memory and compared in constant time. The caller should warn.
 //
-// Anything else beginning with `$` is an error wrapping ErrMalformedHash.
+// Anything else beginning with `$` is an error wrapping passhash.ErrMalformed.
 // Hash produces the HMAC-SHA256 form. Create with NewSecretHasher; safe for
 // concurrent use.
 //
@@ -140,36 +144,35 @@ func parseKeyedSHA256(s string) (salt, mac []byte, err error) {
 type SecretHasher struct {
 	cacheKey []byte
 	cache    *verifiedCache
-	gate     argonGate
-	derive   argon2Func       // argon2.IDKey; tests count calls through it
-	now      func() time.Time // time.Now; tests move the clock
+	limiter  *passhash.Limiter // the process's one bound on argon2 checks
+	now      func() time.Time  // time.Now; tests move the clock
 }
 
 var _ fosite.Hasher = (*SecretHasher)(nil)
 
 // NewSecretHasher returns a hasher with its own cache key and an empty cache
 // of up to 1024 verified argon2id secrets, each remembered for 10 minutes.
-func NewSecretHasher() *SecretHasher {
+// Its argon2 checks count against limiter, shared with the password checks.
+func NewSecretHasher(limiter *passhash.Limiter) *SecretHasher {
 	key := make([]byte, sha256.Size)
 	// crypto/rand.Read cannot fail since Go 1.24 (it crashes the program instead).
 	_, _ = rand.Read(key)
 	return &SecretHasher{
 		cacheKey: key,
 		cache:    newVerifiedCache(defaultArgon2CacheSize, defaultArgon2CacheTTL),
-		gate:     newArgonGate(),
-		derive:   argon2.IDKey,
+		limiter:  limiter,
 		now:      time.Now,
 	}
 }
 
-var errUninitialisedHasher = errors.New("flows: SecretHasher not created with NewSecretHasher")
+var errUninitialisedHasher = errors.New("clients: SecretHasher not created with NewSecretHasher")
 
 // Compare returns nil when data is the secret behind hash, an error wrapping
 // ErrSecretMismatch when it is not, and any other error when hash is unusable
 // or ctx ended while waiting for an argon2 slot. An empty hash or an empty
 // secret never matches.
 func (h *SecretHasher) Compare(ctx context.Context, hash, data []byte) error {
-	if h == nil || h.cache == nil {
+	if h == nil || h.cache == nil || h.limiter == nil {
 		return errUninitialisedHasher
 	}
 	switch {
@@ -179,10 +182,10 @@ func (h *SecretHasher) Compare(ctx context.Context, hash, data []byte) error {
 		return comparePlain(hash, data)
 	case bytes.HasPrefix(hash, []byte(keyedSHA256Prefix)):
 		return compareKeyedSHA256(hash, data)
-	case bytes.HasPrefix(hash, []byte(argon2idPrefix)):
+	case bytes.HasPrefix(hash, []byte(passhash.Prefix)):
 		return h.compareArgon2id(ctx, hash, data)
 	default:
-		return fmt.Errorf("compare client secret: %w: unknown algorithm", ErrMalformedHash)
+		return fmt.Errorf("compare client secret: %w: unknown algorithm", passhash.ErrMalformed)
 	}
 }
 
@@ -211,7 +214,7 @@ func compareKeyedSHA256(hash, data []byte) error {
 }
 
 func (h *SecretHasher) compareArgon2id(ctx context.Context, hash, data []byte) error {
-	stored, err := parseArgon2id(string(hash))
+	stored, err := passhash.Parse(string(hash))
 	if err != nil {
 		return fmt.Errorf("compare client secret: %w", err)
 	}
@@ -222,11 +225,10 @@ func (h *SecretHasher) compareArgon2id(ctx context.Context, hash, data []byte) e
 	if h.cache.contains(key, h.now()) {
 		return nil
 	}
-	if err := h.gate.acquire(ctx); err != nil {
+	ok, err := h.limiter.Match(ctx, stored, data)
+	if err != nil {
 		return fmt.Errorf("compare client secret: waiting for an argon2 slot: %w", err)
 	}
-	ok := stored.matches(h.derive, data)
-	h.gate.release()
 	if !ok {
 		// Failures are not cached: a cached "no" would let a wrong guess
 		// be retried cheaply, and it would never be worth anything.

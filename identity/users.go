@@ -1,4 +1,4 @@
-package flows
+package identity
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/postern-auth/postern/passhash"
 )
 
 // User is a local account from configuration.
@@ -26,7 +28,7 @@ const maxPasswordLen = 4096
 
 // Errors Authenticate returns; callers branch on them.
 var (
-	ErrBadCredentials = errors.New("flows: invalid username or password")
+	ErrBadCredentials = errors.New("identity: invalid username or password")
 )
 
 // ThrottledError says login attempts for this username or address are
@@ -40,9 +42,9 @@ type ThrottledError struct {
 
 func (e *ThrottledError) Error() string {
 	if e.Busy {
-		return "flows: another sign-in for this account is being checked; retry in a moment"
+		return "identity: another sign-in for this account is being checked; retry in a moment"
 	}
-	return fmt.Sprintf("flows: too many failed logins; retry in %s", e.RetryAfter.Round(time.Second))
+	return fmt.Sprintf("identity: too many failed logins; retry in %s", e.RetryAfter.Round(time.Second))
 }
 
 // Directory authenticates local users. One Directory serves the login form
@@ -55,9 +57,10 @@ type Directory struct {
 }
 
 // NewDirectory indexes users by name; the throttle may be shared (and, with
-// a ThrottleOptions.Store, its counters shared between processes).
-func NewDirectory(users []User, throttle *Throttle) *Directory {
-	d := &Directory{users: make(map[string]User, len(users)), fingerprints: make(map[string]string, len(users)), verifier: NewPasswordVerifier(), throttle: throttle}
+// a ThrottleOptions.Store, its counters shared between processes), and the
+// limiter is the process's one bound on argon2 checks.
+func NewDirectory(users []User, throttle *Throttle, limiter *passhash.Limiter) *Directory {
+	d := &Directory{users: make(map[string]User, len(users)), fingerprints: make(map[string]string, len(users)), verifier: NewPasswordVerifier(limiter), throttle: throttle}
 	for _, u := range users {
 		d.users[u.Username] = u
 		// Computed once: introspection checks it on every token.

@@ -1,46 +1,15 @@
-package flows
+package passhash
 
 import (
+	"context"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 
 	"golang.org/x/crypto/argon2"
+
+	"github.com/postern-auth/postern/passhash/passhashtest"
 )
-
-// cheapArgon2Hash builds a valid argon2id PHC string with minimal cost
-// parameters, so table tests exercise parsing and comparison without paying
-// 64 MiB per case.
-func cheapArgon2Hash(t testing.TB, secret string) string {
-	t.Helper()
-	salt := []byte("0123456789abcdef")
-	h := argon2Hash{memory: 64, time: 1, threads: 1, salt: salt}
-	h.key = argon2.IDKey([]byte(secret), salt, h.time, h.memory, h.threads, argonKeyLen)
-	return h.String()
-}
-
-// countingDerive wraps argon2.IDKey, counting calls and recording the
-// parameters of the last one.
-type countingDerive struct {
-	mu    sync.Mutex
-	calls int
-	last  [4]uint32 // t, m, p, keyLen
-}
-
-func (c *countingDerive) derive(pw, salt []byte, t, m uint32, p uint8, keyLen uint32) []byte {
-	c.mu.Lock()
-	c.calls++
-	c.last = [4]uint32{t, m, uint32(p), keyLen}
-	c.mu.Unlock()
-	return argon2.IDKey(pw, salt, t, m, p, keyLen)
-}
-
-func (c *countingDerive) count() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.calls
-}
 
 func TestHashPasswordRoundTrip(t *testing.T) {
 	const pw = "correct horse battery staple"
@@ -54,7 +23,7 @@ func TestHashPasswordRoundTrip(t *testing.T) {
 	if err := ValidatePasswordHash(phc); err != nil {
 		t.Fatalf("ValidatePasswordHash(own output): %v", err)
 	}
-	h, err := parseArgon2id(phc)
+	h, err := Parse(phc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,15 +130,15 @@ func TestMalformedPasswordHash(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := ValidatePasswordHash(tc.phc)
-			if !errors.Is(err, ErrMalformedHash) {
-				t.Fatalf("ValidatePasswordHash(%q) = %v, want ErrMalformedHash", tc.phc, err)
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("ValidatePasswordHash(%q) = %v, want ErrMalformed", tc.phc, err)
 			}
 			if !strings.Contains(err.Error(), tc.msg) {
 				t.Errorf("error %q does not say %q", err, tc.msg)
 			}
 			ok, err := VerifyPassword(tc.phc, "password")
-			if ok || !errors.Is(err, ErrMalformedHash) {
-				t.Errorf("VerifyPassword = %v, %v; want false, ErrMalformedHash", ok, err)
+			if ok || !errors.Is(err, ErrMalformed) {
+				t.Errorf("VerifyPassword = %v, %v; want false, ErrMalformed", ok, err)
 			}
 		})
 	}
@@ -204,8 +173,8 @@ func TestPasswordHashParameterLimits(t *testing.T) {
 				}
 				return
 			}
-			if !errors.Is(err, ErrMalformedHash) || !strings.Contains(err.Error(), tc.msg) {
-				t.Fatalf("got %v, want ErrMalformedHash saying %q", err, tc.msg)
+			if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), tc.msg) {
+				t.Fatalf("got %v, want ErrMalformed saying %q", err, tc.msg)
 			}
 		})
 	}
@@ -216,74 +185,13 @@ func TestPasswordHashParameterLimits(t *testing.T) {
 // stored hash), so it is a mismatch rather than an error; every prefix that
 // ends earlier must be an error.
 func TestTruncatedPasswordHash(t *testing.T) {
-	phc := cheapArgon2Hash(t, "pw")
+	phc := passhashtest.Cheap(t, "pw")
 	hashField := strings.LastIndex(phc, "$") + 1
 	for i := range len(phc) {
 		ok, err := VerifyPassword(phc[:i], "pw")
 		if ok || (i <= hashField && err == nil) {
 			t.Errorf("VerifyPassword(%q) = %v, %v; want false and an error", phc[:i], ok, err)
 		}
-	}
-}
-
-func TestPasswordVerifier(t *testing.T) {
-	v := NewPasswordVerifier()
-	var c countingDerive
-	v.derive = c.derive
-
-	const pw = "s3cret-passphrase"
-	phc, err := HashPassword(pw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tc := range []struct {
-		name  string
-		phc   string
-		pw    string
-		known bool
-		want  bool
-	}{
-		{"known right", phc, pw, true, true},
-		{"known wrong", phc, "s3cret-passphrasE", true, false},
-		{"known empty", phc, "", true, false},
-		// An unknown user never passes, even if the caller hands over a
-		// hash that would match.
-		{"unknown", "", pw, false, false},
-		{"unknown with matching hash", phc, pw, false, false},
-		{"malformed", "$argon2id$v=19$m=65536", pw, true, false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			before := c.count()
-			if got := v.Verify(tc.phc, tc.pw, tc.known); got != tc.want {
-				t.Errorf("Verify = %v, want %v", got, tc.want)
-			}
-			// Every path costs exactly one argon2 run with the default
-			// parameters; that is what keeps user existence out of timing.
-			if n := c.count() - before; n != 1 {
-				t.Errorf("argon2 ran %d times, want 1", n)
-			}
-			if want := [4]uint32{argonTime, argonMemoryKiB, argonThreads, argonKeyLen}; c.last != want {
-				t.Errorf("argon2 params (t, m, p, keyLen) = %v, want %v", c.last, want)
-			}
-		})
-	}
-	if err := ValidatePasswordHash(v.dummyHash.String()); err != nil {
-		t.Errorf("dummy hash is not a valid hash: %v", err)
-	}
-	if NewPasswordVerifier().dummyHash.String() == v.dummyHash.String() {
-		t.Error("two verifiers share a dummy hash")
-	}
-}
-
-func TestZeroPasswordVerifierRejects(t *testing.T) {
-	phc := cheapArgon2Hash(t, "pw")
-	var v PasswordVerifier
-	if v.Verify(phc, "pw", true) {
-		t.Error("zero PasswordVerifier accepted a password")
-	}
-	var nilVerifier *PasswordVerifier
-	if nilVerifier.Verify(phc, "pw", true) {
-		t.Error("nil PasswordVerifier accepted a password")
 	}
 }
 
@@ -296,5 +204,45 @@ func BenchmarkVerifyPassword(b *testing.B) {
 		if ok, err := VerifyPassword(phc, "benchmark password"); !ok || err != nil {
 			b.Fatal(ok, err)
 		}
+	}
+}
+
+// The Limiter is the process's bound: with every slot held, a further check
+// waits (here: gives up with its context) instead of deriving.
+func TestLimiterBoundsConcurrentChecks(t *testing.T) {
+	const slots = 2
+	entered, release := make(chan struct{}, slots+1), make(chan struct{})
+	l := NewLimiter(slots, func(pw, salt []byte, time, memory uint32, threads uint8, keyLen uint32) []byte {
+		entered <- struct{}{}
+		<-release
+		return argon2.IDKey(pw, salt, time, memory, threads, keyLen)
+	})
+	h, err := Parse(passhashtest.Cheap(t, "pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan bool, slots)
+	for range slots {
+		go func() {
+			ok, _ := l.Match(context.Background(), h, []byte("pw"))
+			done <- ok
+		}()
+	}
+	for range slots {
+		<-entered
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if ok, err := l.Match(ctx, h, []byte("pw")); ok || !errors.Is(err, context.Canceled) {
+		t.Errorf("Match with every slot held = %v, %v; want false, context.Canceled", ok, err)
+	}
+	close(release)
+	for range slots {
+		if !<-done {
+			t.Error("a held check did not match")
+		}
+	}
+	if len(entered) != 0 {
+		t.Error("a derivation ran beyond the limit")
 	}
 }

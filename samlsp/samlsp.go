@@ -1,4 +1,4 @@
-package flows
+package samlsp
 
 import (
 	"bytes"
@@ -30,13 +30,13 @@ const (
 	nameIDTransient   = string(saml.TransientNameIDFormat)
 )
 
-// SAMLReplayNamespace is the storage.Store UseOnce namespace of accepted
+// ReplayNamespace is the storage.Store UseOnce namespace of accepted
 // assertion IDs.
-const SAMLReplayNamespace = "saml_assertion"
+const ReplayNamespace = "saml_assertion"
 
-// DefaultSAMLClockSkew is the clock difference tolerated between Postern
+// DefaultClockSkew is the clock difference tolerated between Postern
 // and an IdP in the time conditions of an assertion.
-const DefaultSAMLClockSkew = 2 * time.Minute
+const DefaultClockSkew = 2 * time.Minute
 
 // Limits on what an assertion may carry into a login session.
 const (
@@ -48,9 +48,9 @@ const (
 	maxReplayRetention = 24 * time.Hour
 )
 
-// SAMLProviderConfig is one identity provider as configuration describes
+// ProviderConfig is one identity provider as configuration describes
 // it, already validated by the caller.
-type SAMLProviderConfig struct {
+type ProviderConfig struct {
 	ID          string
 	DisplayName string
 	// Attributes maps a claim name to the Name of the SAML attribute it is
@@ -67,8 +67,8 @@ type SAMLProviderConfig struct {
 	NameIDFormat string
 }
 
-// SAMLOptions are what every provider needs besides its configuration.
-type SAMLOptions struct {
+// Options are what every provider needs besides its configuration.
+type Options struct {
 	// Issuer is the authorization server's issuer URL; the entity ID is
 	// Issuer/saml/{id}/metadata and the ACS Issuer/saml/{id}/acs.
 	Issuer      string
@@ -76,7 +76,7 @@ type SAMLOptions struct {
 	Certificate *x509.Certificate // its self-signed certificate
 	// Replay records accepted assertion IDs; storage.Store satisfies it.
 	Replay OnceStore
-	// ClockSkew tolerated in time conditions; zero means DefaultSAMLClockSkew.
+	// ClockSkew tolerated in time conditions; zero means DefaultClockSkew.
 	ClockSkew time.Duration
 	// Now is the clock of Postern's own checks (skew, replay retention);
 	// nil means time.Now. crewjam's checks always use the real clock.
@@ -88,20 +88,20 @@ type OnceStore interface {
 	UseOnce(ctx context.Context, namespace, id string, exp time.Time) error
 }
 
-// SAMLProvider is Postern as a SAML service provider of one identity
+// Provider is Postern as a SAML service provider of one identity
 // provider: it makes signed AuthnRequests, publishes the SP metadata and
 // turns an IdP's response into a login after checking it. It is safe for
 // concurrent use; SetMetadata may swap the IdP metadata at any time.
-type SAMLProvider struct {
-	cfg  SAMLProviderConfig
-	opts SAMLOptions
+type Provider struct {
+	cfg  ProviderConfig
+	opts Options
 	base saml.ServiceProvider // everything but the IdP metadata
 	sp   atomic.Pointer[saml.ServiceProvider]
 }
 
-// NewSAMLProvider builds the service provider. It has no IdP metadata yet:
+// NewProvider builds the service provider. It has no IdP metadata yet:
 // call SetMetadata before Ready reports true.
-func NewSAMLProvider(cfg SAMLProviderConfig, opts SAMLOptions) (*SAMLProvider, error) {
+func NewProvider(cfg ProviderConfig, opts Options) (*Provider, error) {
 	if cfg.ID == "" {
 		return nil, errors.New("SAML provider: empty ID")
 	}
@@ -118,7 +118,7 @@ func NewSAMLProvider(cfg SAMLProviderConfig, opts SAMLOptions) (*SAMLProvider, e
 		cfg.NameIDFormat = NameIDUnspecified
 	}
 	if opts.ClockSkew <= 0 {
-		opts.ClockSkew = DefaultSAMLClockSkew
+		opts.ClockSkew = DefaultClockSkew
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -129,7 +129,7 @@ func NewSAMLProvider(cfg SAMLProviderConfig, opts SAMLOptions) (*SAMLProvider, e
 		return nil, fmt.Errorf("SAML provider %s: issuer: %w", cfg.ID, err)
 	}
 	acsURL, _ := url.Parse(base + "/acs")
-	p := &SAMLProvider{cfg: cfg, opts: opts}
+	p := &Provider{cfg: cfg, opts: opts}
 	p.base = saml.ServiceProvider{
 		EntityID:          metadataURL.String(),
 		Key:               opts.Key,
@@ -147,24 +147,24 @@ func NewSAMLProvider(cfg SAMLProviderConfig, opts SAMLOptions) (*SAMLProvider, e
 }
 
 // ID, DisplayName and EntityID describe the provider.
-func (p *SAMLProvider) ID() string { return p.cfg.ID }
+func (p *Provider) ID() string { return p.cfg.ID }
 
 // SubjectPrefix is what every subject from this provider starts with,
 // before the colon.
-func (p *SAMLProvider) SubjectPrefix() string { return p.cfg.SubjectPrefix }
-func (p *SAMLProvider) DisplayName() string   { return p.cfg.DisplayName }
-func (p *SAMLProvider) EntityID() string      { return p.base.EntityID }
+func (p *Provider) SubjectPrefix() string { return p.cfg.SubjectPrefix }
+func (p *Provider) DisplayName() string   { return p.cfg.DisplayName }
+func (p *Provider) EntityID() string      { return p.base.EntityID }
 
 // ACSURL is where the IdP posts its responses.
-func (p *SAMLProvider) ACSURL() string { return p.base.AcsURL.String() }
+func (p *Provider) ACSURL() string { return p.base.AcsURL.String() }
 
 // Ready reports whether IdP metadata is loaded, so logins can start.
-func (p *SAMLProvider) Ready() bool { return p.sp.Load() != nil }
+func (p *Provider) Ready() bool { return p.sp.Load() != nil }
 
 // SetMetadata parses and checks IdP metadata and, if it is usable, makes it
 // the one responses are checked against. On error the previous metadata
 // stays in use.
-func (p *SAMLProvider) SetMetadata(raw []byte) error {
+func (p *Provider) SetMetadata(raw []byte) error {
 	ed, err := ParseIDPMetadata(raw)
 	if err != nil {
 		return fmt.Errorf("SAML provider %s: %w", p.cfg.ID, err)
@@ -177,7 +177,7 @@ func (p *SAMLProvider) SetMetadata(raw []byte) error {
 
 // SPMetadata is the service provider's metadata document (entity ID, ACS,
 // signing and encryption certificate) to register at the IdP.
-func (p *SAMLProvider) SPMetadata() ([]byte, error) {
+func (p *Provider) SPMetadata() ([]byte, error) {
 	sp := p.base
 	out, err := xml.MarshalIndent(sp.Metadata(), "", "  ")
 	if err != nil {
@@ -186,16 +186,16 @@ func (p *SAMLProvider) SPMetadata() ([]byte, error) {
 	return append([]byte(xml.Header), out...), nil
 }
 
-// ErrSAMLNotReady means the IdP metadata has not been loaded (yet).
-var ErrSAMLNotReady = errors.New("the identity provider's metadata is not available")
+// ErrNotReady means the IdP metadata has not been loaded (yet).
+var ErrNotReady = errors.New("the identity provider's metadata is not available")
 
 // StartLogin makes a signed AuthnRequest for the HTTP-Redirect binding and
 // returns the URL to send the browser to and the request's ID, which the
 // caller must bind to the browser and hand back to Consume.
-func (p *SAMLProvider) StartLogin(forceAuthn bool) (redirect, requestID string, err error) {
+func (p *Provider) StartLogin(forceAuthn bool) (redirect, requestID string, err error) {
 	sp := p.sp.Load()
 	if sp == nil {
-		return "", "", ErrSAMLNotReady
+		return "", "", ErrNotReady
 	}
 	req, err := sp.MakeAuthenticationRequest(sp.GetSSOBindingLocation(saml.HTTPRedirectBinding), saml.HTTPRedirectBinding, saml.HTTPPostBinding)
 	if err != nil {
@@ -211,8 +211,8 @@ func (p *SAMLProvider) StartLogin(forceAuthn bool) (redirect, requestID string, 
 	return u.String(), req.ID, nil
 }
 
-// SAMLLogin is an accepted assertion, as a login.
-type SAMLLogin struct {
+// Login is an accepted assertion, as a login.
+type Login struct {
 	Subject string // SubjectPrefix:NameID
 	NameID  string
 	Claims  map[string]string
@@ -221,7 +221,7 @@ type SAMLLogin struct {
 	RequestID string
 }
 
-// Reasons a response is refused, as SAMLError.Reason. They are short and
+// Reasons a response is refused, as Error.Reason. They are short and
 // safe to show to the user and to record in the audit log.
 const (
 	ReasonNotReady       = "identity provider metadata not loaded"
@@ -243,29 +243,29 @@ const (
 	ReasonInvalid        = "response was refused"
 )
 
-// SAMLError is a refused response. Subject is set when the assertion was
+// Error is a refused response. Subject is set when the assertion was
 // authenticated far enough to know whom it names; Err holds detail for the
 // server log, never the assertion itself.
-type SAMLError struct {
+type Error struct {
 	Reason  string
 	Subject string
 	Err     error
 }
 
-func (e *SAMLError) Error() string {
+func (e *Error) Error() string {
 	if e.Err == nil {
 		return e.Reason
 	}
 	return e.Reason + ": " + e.Err.Error()
 }
 
-func (e *SAMLError) Unwrap() error { return e.Err }
+func (e *Error) Unwrap() error { return e.Err }
 
 // Consume checks a base64 SAMLResponse posted to the ACS and returns the
 // login it establishes. requestIDs are the AuthnRequests this browser
 // started with this provider and has not finished; a response must answer
 // one of them unless the provider allows IdP-initiated logins and the
-// response answers none. Every refusal is a *SAMLError.
+// response answers none. Every refusal is a *Error.
 //
 // crewjam/saml checks the signature (on the Response or on the Assertion,
 // with a certificate from the IdP metadata, SHA-1 refused), issuer,
@@ -273,14 +273,14 @@ func (e *SAMLError) Unwrap() error { return e.Err }
 // conditions and decrypts encrypted assertions; Consume adds a tighter
 // clock skew, the NameID rules, and the replay check in the store, which
 // survives restarts.
-func (p *SAMLProvider) Consume(ctx context.Context, samlResponse string, requestIDs []string) (*SAMLLogin, error) {
+func (p *Provider) Consume(ctx context.Context, samlResponse string, requestIDs []string) (*Login, error) {
 	sp := p.sp.Load()
 	if sp == nil {
-		return nil, &SAMLError{Reason: ReasonNotReady, Err: ErrSAMLNotReady}
+		return nil, &Error{Reason: ReasonNotReady, Err: ErrNotReady}
 	}
 	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(samlResponse))
 	if err != nil || len(raw) == 0 {
-		return nil, &SAMLError{Reason: ReasonMalformed, Err: errors.New("SAMLResponse is not base64")}
+		return nil, &Error{Reason: ReasonMalformed, Err: errors.New("SAMLResponse is not base64")}
 	}
 	a, err := sp.ParseXMLResponse(raw, requestIDs, sp.AcsURL)
 	if err != nil {
@@ -294,31 +294,31 @@ func (p *SAMLProvider) Consume(ctx context.Context, samlResponse string, request
 }
 
 // accept applies Postern's own rules to an assertion crewjam accepted.
-func (p *SAMLProvider) accept(ctx context.Context, a *saml.Assertion, requestIDs []string) (*SAMLLogin, error) {
+func (p *Provider) accept(ctx context.Context, a *saml.Assertion, requestIDs []string) (*Login, error) {
 	nameID := a.Subject.NameID
 	if nameID == nil {
-		return nil, &SAMLError{Reason: ReasonNameID, Err: errors.New("assertion has no NameID")}
+		return nil, &Error{Reason: ReasonNameID, Err: errors.New("assertion has no NameID")}
 	}
 	if err := checkNameID(nameID, p.cfg.NameIDFormat); err != nil {
-		return nil, &SAMLError{Reason: ReasonNameID, Err: err}
+		return nil, &Error{Reason: ReasonNameID, Err: err}
 	}
-	login := &SAMLLogin{Subject: p.cfg.SubjectPrefix + ":" + nameID.Value, NameID: nameID.Value}
+	login := &Login{Subject: p.cfg.SubjectPrefix + ":" + nameID.Value, NameID: nameID.Value}
 	now := p.opts.Now()
 	if reason, err := p.checkTimes(a, now); err != nil {
-		return nil, &SAMLError{Reason: reason, Subject: login.Subject, Err: err}
+		return nil, &Error{Reason: reason, Subject: login.Subject, Err: err}
 	}
 	login.RequestID = answeredRequest(a, requestIDs)
 	if login.RequestID == "" && !p.cfg.AllowIDPInitiated {
 		// crewjam already refuses this; a second lock on the same door.
-		return nil, &SAMLError{Reason: ReasonUnsolicited, Subject: login.Subject, Err: errors.New("no InResponseTo")}
+		return nil, &Error{Reason: ReasonUnsolicited, Subject: login.Subject, Err: errors.New("no InResponseTo")}
 	}
 	if a.ID == "" {
-		return nil, &SAMLError{Reason: ReasonMalformed, Subject: login.Subject, Err: errors.New("assertion has no ID")}
+		return nil, &Error{Reason: ReasonMalformed, Subject: login.Subject, Err: errors.New("assertion has no ID")}
 	}
-	err := p.opts.Replay.UseOnce(ctx, SAMLReplayNamespace, p.cfg.ID+"/"+a.ID, replayRetention(a, now, p.opts.ClockSkew))
+	err := p.opts.Replay.UseOnce(ctx, ReplayNamespace, p.cfg.ID+"/"+a.ID, replayRetention(a, now, p.opts.ClockSkew))
 	switch {
 	case errors.Is(err, storage.ErrAlreadyExists):
-		return nil, &SAMLError{Reason: ReasonReplay, Subject: login.Subject, Err: fmt.Errorf("assertion %q seen before", a.ID)}
+		return nil, &Error{Reason: ReasonReplay, Subject: login.Subject, Err: fmt.Errorf("assertion %q seen before", a.ID)}
 	case err != nil:
 		return nil, fmt.Errorf("record SAML assertion ID: %w", err)
 	}
@@ -350,7 +350,7 @@ func checkNameID(n *saml.NameID, want string) error {
 
 // checkTimes applies the clock skew Postern allows, tighter than crewjam's
 // default of three minutes.
-func (p *SAMLProvider) checkTimes(a *saml.Assertion, now time.Time) (string, error) {
+func (p *Provider) checkTimes(a *saml.Assertion, now time.Time) (string, error) {
 	skew := p.opts.ClockSkew
 	if a.IssueInstant.After(now.Add(skew)) {
 		return ReasonNotYetValid, fmt.Errorf("assertion issued at %s, in the future", a.IssueInstant)
@@ -419,7 +419,7 @@ func replayRetention(a *saml.Assertion, now time.Time, skew time.Duration) time.
 
 // claims maps the configured attributes to claims: the first value of the
 // attribute with that Name. Over-long values are left out.
-func (p *SAMLProvider) claims(a *saml.Assertion) map[string]string {
+func (p *Provider) claims(a *saml.Assertion) map[string]string {
 	out := map[string]string{}
 	for claim, name := range p.cfg.Attributes {
 		for _, st := range a.AttributeStatements {
@@ -439,8 +439,8 @@ func (p *SAMLProvider) claims(a *saml.Assertion) map[string]string {
 	return out
 }
 
-// classifySAML turns a crewjam error into a SAMLError with a reason.
-func classifySAML(err error, unsolicited bool) *SAMLError {
+// classifySAML turns a crewjam error into a Error with a reason.
+func classifySAML(err error, unsolicited bool) *Error {
 	detail := err
 	var ire *saml.InvalidResponseError
 	if errors.As(err, &ire) && ire.PrivateErr != nil {
@@ -479,7 +479,7 @@ func classifySAML(err error, unsolicited bool) *SAMLError {
 	case errors.Is(detail, saml.ErrMalformedMessage), errors.Is(detail, saml.ErrMissingElement):
 		reason = ReasonMalformed
 	}
-	return &SAMLError{Reason: reason, Err: detail}
+	return &Error{Reason: reason, Err: detail}
 }
 
 // unsolicited reports whether the Response element of raw carries no

@@ -1,4 +1,10 @@
-package flows
+// Package passhash owns argon2id for every slow secret check in Postern: the
+// PHC string format (parsed strictly, parameters bounded), hashing with the
+// house parameters, and the one Limiter that bounds how many derivations run
+// at once in the process. User passwords (identity) and human-chosen client
+// secrets (clients) both go through it, so the memory bound holds for both
+// together. It knows nothing of users, clients or HTTP.
+package passhash
 
 import (
 	"context"
@@ -40,17 +46,18 @@ const (
 	maxArgonKeyLen    = 64
 )
 
-// ErrMalformedHash is wrapped by every error about a stored hash that cannot
+// ErrMalformed is wrapped by every error about a stored hash that cannot
 // be parsed or carries unacceptable parameters. It signals a configuration
 // problem, not a wrong password.
-var ErrMalformedHash = errors.New("flows: malformed hash")
+var ErrMalformed = errors.New("malformed hash")
 
-// argon2Func has the signature of argon2.IDKey. Verifiers hold one so that
+// DeriveFunc has the signature of argon2.IDKey. A Limiter holds one so that
 // tests can count derivations without timing them.
-type argon2Func func(password, salt []byte, time, memory uint32, threads uint8, keyLen uint32) []byte
+type DeriveFunc func(password, salt []byte, time, memory uint32, threads uint8, keyLen uint32) []byte
 
-// argon2Hash is a parsed `$argon2id$v=19$m=..,t=..,p=..$salt$hash` string.
-type argon2Hash struct {
+// Hash is a parsed `$argon2id$v=19$m=..,t=..,p=..$salt$hash` string.
+// Check a secret against it with Limiter.Match.
+type Hash struct {
 	memory  uint32 // KiB
 	time    uint32
 	threads uint8
@@ -58,7 +65,7 @@ type argon2Hash struct {
 	key     []byte
 }
 
-func (h argon2Hash) String() string {
+func (h Hash) String() string {
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
 		argon2.Version, h.memory, h.time, h.threads,
 		base64.RawStdEncoding.EncodeToString(h.salt),
@@ -66,18 +73,18 @@ func (h argon2Hash) String() string {
 }
 
 // matches derives the key for secret and compares it in constant time.
-func (h argon2Hash) matches(derive argon2Func, secret []byte) bool {
+func (h Hash) matches(derive DeriveFunc, secret []byte) bool {
 	got := derive(secret, h.salt, h.time, h.memory, h.threads, uint32(len(h.key)))
 	return subtle.ConstantTimeCompare(got, h.key) == 1
 }
 
-// newArgon2Hash hashes secret with a fresh salt and this package's parameters.
-func newArgon2Hash(secret []byte) (argon2Hash, error) {
+// New hashes secret with a fresh salt and the house parameters.
+func New(secret []byte) (Hash, error) {
 	salt := make([]byte, argonSaltLen)
 	if _, err := rand.Read(salt); err != nil {
-		return argon2Hash{}, fmt.Errorf("reading random salt: %w", err)
+		return Hash{}, fmt.Errorf("reading random salt: %w", err)
 	}
-	h := argon2Hash{memory: argonMemoryKiB, time: argonTime, threads: argonThreads, salt: salt}
+	h := Hash{memory: argonMemoryKiB, time: argonTime, threads: argonThreads, salt: salt}
 	h.key = argon2.IDKey(secret, salt, h.time, h.memory, h.threads, argonKeyLen)
 	return h, nil
 }
@@ -86,13 +93,13 @@ func newArgon2Hash(secret []byte) (argon2Hash, error) {
 // exactly one accepted spelling.
 var strictB64 = base64.RawStdEncoding.Strict()
 
-// parseArgon2id parses a PHC argon2id string strictly: exactly the field
+// Parse reads a PHC argon2id string strictly: exactly the field
 // order argon2's reference implementation emits, version 19 only, decimal
 // parameters without sign or leading zeros, unpadded standard base64. Error
 // messages name the offending field but never echo salt or hash bytes.
-func parseArgon2id(s string) (argon2Hash, error) {
-	bad := func(format string, args ...any) (argon2Hash, error) {
-		return argon2Hash{}, fmt.Errorf("%w: argon2id: %s", ErrMalformedHash, fmt.Sprintf(format, args...))
+func Parse(s string) (Hash, error) {
+	bad := func(format string, args ...any) (Hash, error) {
+		return Hash{}, fmt.Errorf("%w: argon2id: %s", ErrMalformed, fmt.Sprintf(format, args...))
 	}
 	if s == "" {
 		return bad("empty")
@@ -172,7 +179,7 @@ func parseArgon2id(s string) (argon2Hash, error) {
 	if len(key) < minArgonKeyLen || len(key) > maxArgonKeyLen {
 		return bad("hash is %d bytes, want %d to %d", len(key), minArgonKeyLen, maxArgonKeyLen)
 	}
-	return argon2Hash{memory: m, time: t, threads: uint8(p), salt: salt, key: key}, nil
+	return Hash{memory: m, time: t, threads: uint8(p), salt: salt, key: key}, nil
 }
 
 // parsePHCDecimal accepts the PHC decimal form: digits only, no sign, no leading
@@ -217,7 +224,7 @@ func HashPassword(pw string) (string, error) {
 	if pw == "" {
 		return "", errors.New("hash password: empty password")
 	}
-	h, err := newArgon2Hash([]byte(pw))
+	h, err := New([]byte(pw))
 	if err != nil {
 		return "", fmt.Errorf("hash password: %w", err)
 	}
@@ -225,11 +232,11 @@ func HashPassword(pw string) (string, error) {
 }
 
 // VerifyPassword reports whether pw matches the argon2id PHC string. A
-// malformed or out-of-limits hash is an error (wrapping ErrMalformedHash),
-// distinct from a mismatch. It does not hide whether a user exists; login
-// handlers use PasswordVerifier for that.
+// malformed or out-of-limits hash is an error (wrapping ErrMalformed),
+// distinct from a mismatch. It runs outside any Limiter and does not hide
+// whether a user exists: it is for tools and tests, not for serving logins.
 func VerifyPassword(phc, pw string) (bool, error) {
-	h, err := parseArgon2id(phc)
+	h, err := Parse(phc)
 	if err != nil {
 		return false, fmt.Errorf("verify password: %w", err)
 	}
@@ -243,81 +250,58 @@ func VerifyPassword(phc, pw string) (bool, error) {
 // that a typo fails startup with a precise message rather than every login
 // for that user failing silently later.
 func ValidatePasswordHash(phc string) error {
-	if _, err := parseArgon2id(phc); err != nil {
+	if _, err := Parse(phc); err != nil {
 		return fmt.Errorf("password hash: %w", err)
 	}
 	return nil
 }
 
-// PasswordVerifier checks user passwords without revealing through response
-// time whether the username exists, and bounds how many argon2 derivations
-// run at once. Create with NewPasswordVerifier (a zero value rejects every
-// password); safe for concurrent use.
-type PasswordVerifier struct {
-	// dummyHash has the parameters HashPassword uses, a random salt and a
-	// random key that no password is known to produce. Unknown users are
-	// checked against it so they cost one argon2 run like everyone else.
-	// Users whose stored hash has other parameters take a different time;
-	// keep user hashes on the defaults.
-	dummyHash argon2Hash
-	derive    argon2Func
-	gate      argonGate
-}
+// Prefix starts every PHC string this package reads or writes.
+const Prefix = "$argon2id$"
 
-// NewPasswordVerifier returns a verifier with its own dummy hash.
-func NewPasswordVerifier() *PasswordVerifier {
+// Dummy returns a hash with the house parameters, a random salt and a random
+// key that no secret is known to produce. Checking an unknown user against it
+// costs what checking a real one costs, so timing does not tell them apart.
+func Dummy() Hash {
 	salt := make([]byte, argonSaltLen)
 	key := make([]byte, argonKeyLen)
 	// crypto/rand.Read cannot fail since Go 1.24 (it crashes the program instead).
 	_, _ = rand.Read(salt)
 	_, _ = rand.Read(key)
-	return &PasswordVerifier{
-		dummyHash: argon2Hash{memory: argonMemoryKiB, time: argonTime, threads: argonThreads, salt: salt, key: key},
-		derive:    argon2.IDKey,
-		gate:      newArgonGate(),
-	}
+	return Hash{memory: argonMemoryKiB, time: argonTime, threads: argonThreads, salt: salt, key: key}
 }
 
-// Verify reports whether pw is the password for a user whose stored hash is
-// phc. Pass known=false when the username does not exist (phc is then
-// ignored): the check still runs argon2 once so the answer comes back in the
-// same time, and is false. A malformed phc also yields false after a dummy
-// run; catch it earlier with ValidatePasswordHash.
-func (v *PasswordVerifier) Verify(phc string, pw string, known bool) bool {
-	if v == nil || v.derive == nil {
-		return false // not from NewPasswordVerifier; a nil gate would block forever
-	}
-	h, usable := v.dummyHash, false
-	if known {
-		if parsed, err := parseArgon2id(phc); err == nil {
-			h, usable = parsed, true
-		}
-	}
-	// No context to honour here; waiting for a slot is still better than
-	// letting a login burst allocate 64 MiB per request.
-	_ = v.gate.acquire(context.Background())
-	ok := h.matches(v.derive, []byte(pw))
-	v.gate.release()
-	return ok && usable && pw != ""
+// Limiter bounds concurrent argon2 derivations. Each holds m KiB (64 MiB with
+// the house parameters) while it runs, so without a bound a burst of
+// wrong-password or wrong-secret requests could exhaust memory; more
+// derivations than cores would not finish any sooner anyway. A process keeps
+// one Limiter and hands it to every checker, so the bound is the process's,
+// not each checker's. Create with NewLimiter; safe for concurrent use.
+type Limiter struct {
+	slots  chan struct{}
+	derive DeriveFunc
 }
 
-// argonGate bounds concurrent argon2 derivations. Each holds m KiB (64 MiB by
-// default) while it runs, so without a bound a burst of wrong-password or
-// wrong-secret requests could exhaust memory; more derivations than cores
-// would not finish any sooner anyway.
-type argonGate chan struct{}
-
-func newArgonGate() argonGate {
-	return make(argonGate, max(1, runtime.GOMAXPROCS(0)))
+// NewLimiter allows slots derivations at once (GOMAXPROCS when slots <= 0).
+// derive is argon2.IDKey when nil; tests pass a counting or blocking one.
+func NewLimiter(slots int, derive DeriveFunc) *Limiter {
+	if slots <= 0 {
+		slots = runtime.GOMAXPROCS(0)
+	}
+	if derive == nil {
+		derive = argon2.IDKey
+	}
+	return &Limiter{slots: make(chan struct{}, slots), derive: derive}
 }
 
-func (g argonGate) acquire(ctx context.Context) error {
+// Match reports whether secret is the one behind h, waiting for a free slot
+// first. An error means ctx ended while waiting; the check did not run.
+func (l *Limiter) Match(ctx context.Context, h Hash, secret []byte) (bool, error) {
 	select {
-	case g <- struct{}{}:
-		return nil
+	case l.slots <- struct{}{}:
 	case <-ctx.Done():
-		return ctx.Err()
+		return false, ctx.Err()
 	}
+	defer func() { <-l.slots }()
+	return h.matches(l.derive, secret), nil
 }
-
-func (g argonGate) release() { <-g }

@@ -1,8 +1,10 @@
-package flows
+package clients
 
 import (
 	"fmt"
 	"strings"
+
+	"github.com/postern-auth/postern/passhash"
 )
 
 // ValidateSecretHash checks a configured client_secret_hash at load time, so
@@ -13,9 +15,9 @@ func ValidateSecretHash(hash string) error {
 	case strings.HasPrefix(hash, keyedSHA256Prefix):
 		_, _, err := parseKeyedSHA256(hash)
 		return err
-	case strings.HasPrefix(hash, argon2idPrefix):
-		_, err := parseArgon2id(hash)
+	case strings.HasPrefix(hash, passhash.Prefix):
+		_, err := passhash.Parse(hash)
 		return err
 	}
-	return fmt.Errorf("unknown hash format (want %s... from `postern clients secret` or %s... from `postern clients hash`)", keyedSHA256Prefix, argon2idPrefix)
+	return fmt.Errorf("unknown hash format (want %s... from `postern clients secret` or %s... from `postern clients hash`)", keyedSHA256Prefix, passhash.Prefix)
 }

@@ -1,4 +1,4 @@
-package flows
+package identity
 
 import (
 	"context"
@@ -8,26 +8,29 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/argon2"
+
+	"github.com/postern-auth/postern/passhash"
 )
 
 // Parallel guesses for one username cannot all be checked before the first
 // failure is counted: while one is being checked (argon2 held open here),
 // every other attempt is told the account is busy.
 func TestParallelGuessesAreBounded(t *testing.T) {
-	hash, err := HashPassword("right-password")
+	const n = 40
+	hash, err := passhash.HashPassword("right-password")
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := NewDirectory([]User{{Username: "alice", PasswordHash: hash}}, NewThrottle(ThrottleOptions{}))
 	var derives atomic.Int32
 	release := make(chan struct{})
-	real := d.verifier.derive
-	d.verifier.derive = func(pw, salt []byte, time, memory uint32, threads uint8, keyLen uint32) []byte {
+	held := passhash.NewLimiter(n, func(pw, salt []byte, time, memory uint32, threads uint8, keyLen uint32) []byte {
 		derives.Add(1)
 		<-release
-		return real(pw, salt, time, memory, threads, keyLen)
-	}
-	const n = 40
+		return argon2.IDKey(pw, salt, time, memory, threads, keyLen)
+	})
+	d := NewDirectory([]User{{Username: "alice", PasswordHash: hash}}, NewThrottle(ThrottleOptions{}), held)
 	var wg sync.WaitGroup
 	var busy atomic.Int32
 	for i := range n {
@@ -53,7 +56,7 @@ func TestParallelGuessesAreBounded(t *testing.T) {
 
 func TestOverlongUsernameIsRefusedEarly(t *testing.T) {
 	th := NewThrottle(ThrottleOptions{})
-	d := NewDirectory(nil, th)
+	d := NewDirectory(nil, th, passhash.NewLimiter(0, nil))
 	long := strings.Repeat("u", MaxUsernameLen+1)
 	if _, err := d.Authenticate(context.Background(), long, "pw", "198.51.100.1"); !errors.Is(err, ErrBadCredentials) {
 		t.Fatalf("err = %v", err)

@@ -1,4 +1,4 @@
-package flows
+package clients
 
 import (
 	"context"
@@ -6,8 +6,14 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/argon2"
+
+	"github.com/postern-auth/postern/passhash"
+	"github.com/postern-auth/postern/passhash/passhashtest"
 )
 
 // fakeClock is a settable time source for cache TTL tests.
@@ -30,11 +36,10 @@ func (c *fakeClock) advance(d time.Duration) {
 
 // testHasher returns a hasher whose argon2 runs are counted and whose clock
 // only moves when told.
-func testHasher() (*SecretHasher, *countingDerive, *fakeClock) {
-	h := NewSecretHasher()
-	c := &countingDerive{}
+func testHasher() (*SecretHasher, *passhashtest.CountingDerive, *fakeClock) {
+	c := &passhashtest.CountingDerive{}
+	h := NewSecretHasher(passhash.NewLimiter(0, c.Derive))
 	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
-	h.derive = c.derive
 	h.now = clk.now
 	return h, c, clk
 }
@@ -108,7 +113,7 @@ func TestCompareFormats(t *testing.T) {
 		name, hash, secret string
 	}{
 		{"keyed sha256", keyed, generated},
-		{"argon2id", cheapArgon2Hash(t, chosen), chosen},
+		{"argon2id", passhashtest.Cheap(t, chosen), chosen},
 		{"argon2id default params", realArgon, chosen},
 		{"plaintext", plain, plain},
 	} {
@@ -133,7 +138,7 @@ func TestCompareFormats(t *testing.T) {
 			t.Run(f.name+"/"+tc.name, func(t *testing.T) {
 				// A fresh hasher per case, so an earlier success cannot
 				// answer from the cache.
-				err := NewSecretHasher().Compare(t.Context(), []byte(f.hash), []byte(tc.secret))
+				err := NewSecretHasher(passhash.NewLimiter(0, nil)).Compare(t.Context(), []byte(f.hash), []byte(tc.secret))
 				if tc.want == nil && err != nil {
 					t.Fatalf("Compare = %v, want match", err)
 				}
@@ -146,7 +151,7 @@ func TestCompareFormats(t *testing.T) {
 }
 
 func TestCompareEmptyHash(t *testing.T) {
-	h := NewSecretHasher()
+	h := NewSecretHasher(passhash.NewLimiter(0, nil))
 	for _, secret := range []string{"", "anything"} {
 		if err := h.Compare(t.Context(), nil, []byte(secret)); !errors.Is(err, ErrSecretMismatch) {
 			t.Errorf("Compare(empty hash, %q) = %v, want ErrSecretMismatch", secret, err)
@@ -182,12 +187,12 @@ func TestCompareMalformed(t *testing.T) {
 		"argon2 trailing newline":   "$argon2id$v=19$m=65536,t=1,p=2$" + salt + "$" + mac + "\n",
 		"hmac with argon2 contents": "$hmac-sha256$v=19$m=65536,t=1,p=2$" + salt + "$" + mac,
 	}
-	h := NewSecretHasher()
+	h := NewSecretHasher(passhash.NewLimiter(0, nil))
 	for name, hash := range cases {
 		t.Run(name, func(t *testing.T) {
 			err := h.Compare(t.Context(), []byte(hash), []byte("secret"))
-			if !errors.Is(err, ErrMalformedHash) || errors.Is(err, ErrSecretMismatch) {
-				t.Fatalf("Compare(%q) = %v, want ErrMalformedHash", hash, err)
+			if !errors.Is(err, passhash.ErrMalformed) || errors.Is(err, ErrSecretMismatch) {
+				t.Fatalf("Compare(%q) = %v, want passhash.ErrMalformed", hash, err)
 			}
 		})
 	}
@@ -198,8 +203,8 @@ func TestCompareMalformed(t *testing.T) {
 func TestCompareTruncated(t *testing.T) {
 	generated, _ := GenerateClientSecret()
 	keyed, _ := HashClientSecret(generated)
-	argon := cheapArgon2Hash(t, "chosen")
-	h := NewSecretHasher()
+	argon := passhashtest.Cheap(t, "chosen")
+	h := NewSecretHasher(passhash.NewLimiter(0, nil))
 	for _, f := range []struct{ hash, secret string }{{keyed, generated}, {argon, "chosen"}} {
 		if err := h.Compare(t.Context(), []byte(f.hash), []byte(f.secret)); err != nil {
 			t.Fatalf("untruncated %q: %v", f.hash, err)
@@ -215,7 +220,7 @@ func TestCompareTruncated(t *testing.T) {
 func TestArgon2CacheHitsAfterSuccess(t *testing.T) {
 	h, c, _ := testHasher()
 	const secret = "chosen secret"
-	hash := []byte(cheapArgon2Hash(t, secret))
+	hash := []byte(passhashtest.Cheap(t, secret))
 	ctx := t.Context()
 
 	for i := range 5 {
@@ -223,16 +228,16 @@ func TestArgon2CacheHitsAfterSuccess(t *testing.T) {
 			t.Fatalf("compare %d: %v", i, err)
 		}
 	}
-	if c.count() != 1 {
-		t.Errorf("argon2 ran %d times for 5 successful compares, want 1", c.count())
+	if c.Count() != 1 {
+		t.Errorf("argon2 ran %d times for 5 successful compares, want 1", c.Count())
 	}
 
 	// A wrong secret for a cached hash still pays argon2 and still fails.
-	before := c.count()
+	before := c.Count()
 	if err := h.Compare(ctx, hash, []byte("chosen secreT")); !errors.Is(err, ErrSecretMismatch) {
 		t.Fatalf("wrong secret after caching: %v", err)
 	}
-	if c.count() != before+1 {
+	if c.Count() != before+1 {
 		t.Error("wrong secret did not run argon2")
 	}
 
@@ -241,37 +246,37 @@ func TestArgon2CacheHitsAfterSuccess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before = c.count()
+	before = c.Count()
 	if err := h.Compare(ctx, []byte(other), []byte(secret)); err != nil {
 		t.Fatal(err)
 	}
-	if c.count() != before+1 {
+	if c.Count() != before+1 {
 		t.Error("a different hash was answered from the cache")
 	}
 }
 
 func TestArgon2CacheNeverCachesFailure(t *testing.T) {
 	h, c, _ := testHasher()
-	hash := []byte(cheapArgon2Hash(t, "right"))
+	hash := []byte(passhashtest.Cheap(t, "right"))
 	for range 3 {
 		if err := h.Compare(t.Context(), hash, []byte("wrong")); !errors.Is(err, ErrSecretMismatch) {
 			t.Fatalf("Compare(wrong) = %v", err)
 		}
 	}
-	if c.count() != 3 || h.cache.len() != 0 {
-		t.Errorf("after 3 failures: %d argon2 runs, %d cache entries; want 3, 0", c.count(), h.cache.len())
+	if c.Count() != 3 || h.cache.len() != 0 {
+		t.Errorf("after 3 failures: %d argon2 runs, %d cache entries; want 3, 0", c.Count(), h.cache.len())
 	}
 	if err := h.Compare(t.Context(), hash, []byte("right")); err != nil {
 		t.Fatal(err)
 	}
-	if c.count() != 4 || h.cache.len() != 1 {
-		t.Errorf("after success: %d argon2 runs, %d cache entries; want 4, 1", c.count(), h.cache.len())
+	if c.Count() != 4 || h.cache.len() != 1 {
+		t.Errorf("after success: %d argon2 runs, %d cache entries; want 4, 1", c.Count(), h.cache.len())
 	}
 }
 
 func TestArgon2CacheExpires(t *testing.T) {
 	h, c, clk := testHasher()
-	hash := []byte(cheapArgon2Hash(t, "s"))
+	hash := []byte(passhashtest.Cheap(t, "s"))
 	compare := func() {
 		t.Helper()
 		if err := h.Compare(t.Context(), hash, []byte("s")); err != nil {
@@ -281,13 +286,13 @@ func TestArgon2CacheExpires(t *testing.T) {
 	compare()
 	clk.advance(defaultArgon2CacheTTL - time.Second)
 	compare()
-	if c.count() != 1 {
-		t.Fatalf("argon2 ran %d times within the TTL, want 1", c.count())
+	if c.Count() != 1 {
+		t.Fatalf("argon2 ran %d times within the TTL, want 1", c.Count())
 	}
 	clk.advance(time.Second)
 	compare()
-	if c.count() != 2 {
-		t.Fatalf("argon2 ran %d times after the TTL, want 2", c.count())
+	if c.Count() != 2 {
+		t.Fatalf("argon2 ran %d times after the TTL, want 2", c.Count())
 	}
 }
 
@@ -297,7 +302,7 @@ func TestArgon2CacheBounded(t *testing.T) {
 	secrets := []string{"s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9"}
 	hashes := make([][]byte, len(secrets))
 	for i, s := range secrets {
-		hashes[i] = []byte(cheapArgon2Hash(t, s))
+		hashes[i] = []byte(passhashtest.Cheap(t, s))
 		if err := h.Compare(t.Context(), hashes[i], []byte(s)); err != nil {
 			t.Fatal(err)
 		}
@@ -306,15 +311,15 @@ func TestArgon2CacheBounded(t *testing.T) {
 		}
 	}
 	// The newest four are cached, the oldest was evicted.
-	before := c.count()
+	before := c.Count()
 	for i := 6; i < 10; i++ {
 		_ = h.Compare(t.Context(), hashes[i], []byte(secrets[i]))
 	}
-	if c.count() != before {
-		t.Errorf("recent entries missed the cache (%d argon2 runs)", c.count()-before)
+	if c.Count() != before {
+		t.Errorf("recent entries missed the cache (%d argon2 runs)", c.Count()-before)
 	}
 	_ = h.Compare(t.Context(), hashes[0], []byte(secrets[0]))
-	if c.count() != before+1 {
+	if c.Count() != before+1 {
 		t.Error("oldest entry was not evicted")
 	}
 	if len(h.cache.byKey) != h.cache.order.Len() {
@@ -343,23 +348,37 @@ func TestVerifiedCacheDropsExpiredBeforeOldest(t *testing.T) {
 }
 
 func TestCompareHonoursContextWhileWaiting(t *testing.T) {
-	h, c, _ := testHasher()
-	h.gate = make(argonGate, 1)
-	h.gate <- struct{}{} // every slot busy
+	// One slot, held by a check whose derivation waits for the test.
+	entered, release := make(chan struct{}), make(chan struct{})
+	var runs atomic.Int32
+	h := NewSecretHasher(passhash.NewLimiter(1, func(pw, salt []byte, t, m uint32, p uint8, keyLen uint32) []byte {
+		if runs.Add(1) == 1 {
+			close(entered)
+			<-release
+		}
+		return argon2.IDKey(pw, salt, t, m, p, keyLen)
+	}))
+	held := make(chan error, 1)
+	go func() { held <- h.Compare(context.Background(), []byte(passhashtest.Cheap(t, "held")), []byte("held")) }()
+	<-entered
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	err := h.Compare(ctx, []byte(cheapArgon2Hash(t, "s")), []byte("s"))
+	err := h.Compare(ctx, []byte(passhashtest.Cheap(t, "s")), []byte("s"))
+	close(release)
 	if !errors.Is(err, context.Canceled) || errors.Is(err, ErrSecretMismatch) {
 		t.Fatalf("Compare with cancelled context = %v, want context.Canceled", err)
 	}
-	if c.count() != 0 {
-		t.Error("argon2 ran without a slot")
+	if err := <-held; err != nil {
+		t.Fatalf("the check holding the slot: %v", err)
+	}
+	if n := runs.Load(); n != 1 {
+		t.Errorf("argon2 ran %d times; the cancelled check ran without a slot", n)
 	}
 }
 
 func TestCompareConcurrent(t *testing.T) {
 	h, c, _ := testHasher()
-	hash := []byte(cheapArgon2Hash(t, "s"))
+	hash := []byte(passhashtest.Cheap(t, "s"))
 	var wg sync.WaitGroup
 	for i := range 32 {
 		wg.Go(func() {
@@ -374,13 +393,13 @@ func TestCompareConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if c.count() < 8 {
-		t.Errorf("only %d argon2 runs; each of the 8 failures needs one", c.count())
+	if c.Count() < 8 {
+		t.Errorf("only %d argon2 runs; each of the 8 failures needs one", c.Count())
 	}
 }
 
 func TestSecretHasherHash(t *testing.T) {
-	h := NewSecretHasher()
+	h := NewSecretHasher(passhash.NewLimiter(0, nil))
 	secret, _ := GenerateClientSecret()
 	hash, err := h.Hash(t.Context(), []byte(secret))
 	if err != nil {
@@ -406,7 +425,7 @@ func TestZeroSecretHasherErrors(t *testing.T) {
 }
 
 func BenchmarkCompareKeyedSHA256(b *testing.B) {
-	h := NewSecretHasher()
+	h := NewSecretHasher(passhash.NewLimiter(0, nil))
 	secret, _ := GenerateClientSecret()
 	hash, _ := HashClientSecret(secret)
 	hb, sb := []byte(hash), []byte(secret)
@@ -419,7 +438,7 @@ func BenchmarkCompareKeyedSHA256(b *testing.B) {
 }
 
 func BenchmarkCompareArgon2Cached(b *testing.B) {
-	h := NewSecretHasher()
+	h := NewSecretHasher(passhash.NewLimiter(0, nil))
 	const secret = "a chosen client secret"
 	hash, _ := HashChosenSecret(secret)
 	hb, sb := []byte(hash), []byte(secret)
@@ -435,7 +454,7 @@ func BenchmarkCompareArgon2Cached(b *testing.B) {
 }
 
 func BenchmarkCompareArgon2Uncached(b *testing.B) {
-	h := NewSecretHasher()
+	h := NewSecretHasher(passhash.NewLimiter(0, nil))
 	const secret = "a chosen client secret"
 	hash, _ := HashChosenSecret(secret)
 	hb, sb := []byte(hash), []byte(secret)

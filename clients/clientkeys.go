@@ -1,4 +1,4 @@
-package flows
+package clients
 
 import (
 	"crypto/ecdsa"

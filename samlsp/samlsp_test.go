@@ -1,4 +1,4 @@
-package flows
+package samlsp
 
 import (
 	"bytes"
@@ -23,7 +23,7 @@ import (
 	"github.com/crewjam/saml"
 	"github.com/crewjam/saml/testsaml"
 
-	"github.com/postern-auth/postern/flows/samltest"
+	"github.com/postern-auth/postern/samlsp/samltest"
 	"github.com/postern-auth/postern/storage"
 )
 
@@ -50,13 +50,13 @@ func (s *onceStore) UseOnce(_ context.Context, ns, id string, exp time.Time) err
 const testIssuer = "https://auth.example.com"
 
 type spFixture struct {
-	p      *SAMLProvider
+	p      *Provider
 	idp    *samltest.IdP
 	sp     *samltest.Signer // Postern's key pair
 	replay *onceStore
 }
 
-func newSPFixture(t *testing.T, cfg SAMLProviderConfig) *spFixture {
+func newSPFixture(t *testing.T, cfg ProviderConfig) *spFixture {
 	t.Helper()
 	idp, err := samltest.NewIdP("https://idp.example.com/metadata", "https://idp.example.com/sso")
 	if err != nil {
@@ -70,7 +70,7 @@ func newSPFixture(t *testing.T, cfg SAMLProviderConfig) *spFixture {
 	if cfg.ID == "" {
 		cfg.ID = "corp"
 	}
-	f.p, err = NewSAMLProvider(cfg, SAMLOptions{Issuer: testIssuer, Key: spKeys.Key, Certificate: spKeys.Cert, Replay: f.replay})
+	f.p, err = NewProvider(cfg, Options{Issuer: testIssuer, Key: spKeys.Key, Certificate: spKeys.Cert, Replay: f.replay})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +127,7 @@ func (f *spFixture) encode(t *testing.T, l samltest.Login, a *saml.Assertion, as
 }
 
 func TestSAMLSPMetadata(t *testing.T) {
-	f := newSPFixture(t, SAMLProviderConfig{})
+	f := newSPFixture(t, ProviderConfig{})
 	raw, err := f.p.SPMetadata()
 	if err != nil {
 		t.Fatal(err)
@@ -161,7 +161,7 @@ func TestSAMLSPMetadata(t *testing.T) {
 }
 
 func TestSAMLStartLoginSignsRedirect(t *testing.T) {
-	f := newSPFixture(t, SAMLProviderConfig{NameIDFormat: NameIDPersistent})
+	f := newSPFixture(t, ProviderConfig{NameIDFormat: NameIDPersistent})
 	raw, id, err := f.p.StartLogin(false)
 	if err != nil {
 		t.Fatal(err)
@@ -208,7 +208,7 @@ func TestSAMLStartLoginSignsRedirect(t *testing.T) {
 }
 
 func TestSAMLConsumeAccepts(t *testing.T) {
-	f := newSPFixture(t, SAMLProviderConfig{Attributes: map[string]string{"email": "urn:oid:0.9.2342.19200300.100.1.3", "name": "urn:oid:2.5.4.3", "missing": "urn:nothing"}})
+	f := newSPFixture(t, ProviderConfig{Attributes: map[string]string{"email": "urn:oid:0.9.2342.19200300.100.1.3", "name": "urn:oid:2.5.4.3", "missing": "urn:nothing"}})
 	tests := []struct {
 		name               string
 		signAssertion      bool
@@ -253,7 +253,7 @@ func TestSAMLConsumeAccepts(t *testing.T) {
 }
 
 func TestSAMLConsumeRefuses(t *testing.T) {
-	f := newSPFixture(t, SAMLProviderConfig{NameIDFormat: NameIDPersistent})
+	f := newSPFixture(t, ProviderConfig{NameIDFormat: NameIDPersistent})
 	stranger, err := samltest.NewSigner("stranger")
 	if err != nil {
 		t.Fatal(err)
@@ -347,7 +347,7 @@ func TestSAMLConsumeRefuses(t *testing.T) {
 			out, _ := samltest.Encode(resp)
 			return out
 		}, assertOK: func(t *testing.T, err error) {
-			var se *SAMLError
+			var se *Error
 			if !errors.As(err, &se) || se.Reason == "" {
 				t.Errorf("err = %v", err)
 			}
@@ -364,9 +364,9 @@ func TestSAMLConsumeRefuses(t *testing.T) {
 			if err == nil {
 				t.Fatalf("accepted: %+v", got)
 			}
-			var se *SAMLError
+			var se *Error
 			if !errors.As(err, &se) {
-				t.Fatalf("err = %T %v, want *SAMLError", err, err)
+				t.Fatalf("err = %T %v, want *Error", err, err)
 			}
 			if tt.assertOK != nil {
 				tt.assertOK(t, err)
@@ -384,7 +384,7 @@ func TestSAMLConsumeRefuses(t *testing.T) {
 }
 
 func TestSAMLReplayRefused(t *testing.T) {
-	f := newSPFixture(t, SAMLProviderConfig{})
+	f := newSPFixture(t, ProviderConfig{})
 	reqID := samltest.NewID()
 	l := f.login(reqID)
 	resp := f.encode(t, l, f.idp.Assertion(l), f.idp.Signer, nil, false)
@@ -392,19 +392,19 @@ func TestSAMLReplayRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := f.p.Consume(context.Background(), resp, []string{reqID})
-	var se *SAMLError
+	var se *Error
 	if !errors.As(err, &se) || se.Reason != ReasonReplay || se.Subject != "corp:alice" {
 		t.Fatalf("replay: err = %v", err)
 	}
 	for k, exp := range f.replay.seen {
-		if !strings.HasPrefix(k, SAMLReplayNamespace+"\x00corp/") || exp.Before(time.Now().Add(4*time.Minute)) {
+		if !strings.HasPrefix(k, ReplayNamespace+"\x00corp/") || exp.Before(time.Now().Add(4*time.Minute)) {
 			t.Errorf("replay record %q until %v, want it kept until the assertion's NotOnOrAfter", k, exp)
 		}
 	}
 }
 
 func TestSAMLIdPInitiated(t *testing.T) {
-	f := newSPFixture(t, SAMLProviderConfig{ID: "partner", SubjectPrefix: "p", AllowIDPInitiated: true})
+	f := newSPFixture(t, ProviderConfig{ID: "partner", SubjectPrefix: "p", AllowIDPInitiated: true})
 	l := f.login("")
 	got, err := f.p.Consume(context.Background(), f.encode(t, l, f.idp.Assertion(l), f.idp.Signer, nil, false), nil)
 	if err != nil {
@@ -426,7 +426,7 @@ func TestSAMLIdPInitiated(t *testing.T) {
 // signature's canonical form, so the signature still verifies; the NameID
 // must be read whole ("alice@evil"), never cut at the comment ("alice").
 func TestSAMLCommentInNameID(t *testing.T) {
-	f := newSPFixture(t, SAMLProviderConfig{})
+	f := newSPFixture(t, ProviderConfig{})
 	reqID := samltest.NewID()
 	l := f.login(reqID)
 	l.NameID = "alice@evil"
@@ -455,17 +455,17 @@ func TestSAMLNotReady(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := NewSAMLProvider(SAMLProviderConfig{ID: "corp"}, SAMLOptions{Issuer: testIssuer, Key: sp.Key, Certificate: sp.Cert, Replay: &onceStore{}})
+	p, err := NewProvider(ProviderConfig{ID: "corp"}, Options{Issuer: testIssuer, Key: sp.Key, Certificate: sp.Cert, Replay: &onceStore{}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if p.Ready() {
 		t.Error("ready without metadata")
 	}
-	if _, _, err := p.StartLogin(false); !errors.Is(err, ErrSAMLNotReady) {
+	if _, _, err := p.StartLogin(false); !errors.Is(err, ErrNotReady) {
 		t.Errorf("StartLogin: %v", err)
 	}
-	if _, err := p.Consume(context.Background(), "", nil); !errors.Is(err, ErrSAMLNotReady) {
+	if _, err := p.Consume(context.Background(), "", nil); !errors.Is(err, ErrNotReady) {
 		t.Errorf("Consume: %v", err)
 	}
 	if err := p.SetMetadata([]byte("<nope/>")); err == nil || p.Ready() {
@@ -519,7 +519,7 @@ func TestParseIDPMetadata(t *testing.T) {
 		"SP metadata":          {[]byte(`<EntityDescriptor xmlns="urn:oasis:names:tc:SAML:2.0:metadata" entityID="x"><SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"/></EntityDescriptor>`), "no IDPSSODescriptor"},
 		"no redirect binding":  {noRedirect, "HTTP-Redirect"},
 		"no signing cert":      {noCertRaw, "no signing certificate"},
-		"too large":            {bytes.Repeat([]byte(" "), MaxSAMLMetadataBytes+1), "larger than"},
+		"too large":            {bytes.Repeat([]byte(" "), MaxMetadataBytes+1), "larger than"},
 		"no entity ID":         {bytes.Replace(good, []byte(`entityID="`+idp.EntityID+`"`), nil, 1), "no entityID"},
 		"bad certificate data": {bytes.Replace(good, []byte(base64.StdEncoding.EncodeToString(idp.Cert.Raw)[:40]), []byte("!!!!"), 1), "certificate"},
 	}
@@ -550,9 +550,9 @@ func TestMetadataSource(t *testing.T) {
 	defer ts.Close()
 	set := func(s int, b []byte) { mu.Lock(); status, body = s, b; mu.Unlock() }
 
-	newProvider := func() *SAMLProvider {
+	newProvider := func() *Provider {
 		sp, _ := samltest.NewSigner("sp")
-		p, err := NewSAMLProvider(SAMLProviderConfig{ID: "corp"}, SAMLOptions{Issuer: testIssuer, Key: sp.Key, Certificate: sp.Cert, Replay: &onceStore{}})
+		p, err := NewProvider(ProviderConfig{ID: "corp"}, Options{Issuer: testIssuer, Key: sp.Key, Certificate: sp.Cert, Replay: &onceStore{}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -579,7 +579,7 @@ func TestMetadataSource(t *testing.T) {
 		t.Errorf("Load with the endpoint down: err = %v", err)
 	}
 	// Too large, or not metadata: refused, the last good copy stays.
-	for name, b := range map[string][]byte{"too large": bytes.Repeat([]byte("x"), MaxSAMLMetadataBytes+10), "garbage": []byte("<html/>")} {
+	for name, b := range map[string][]byte{"too large": bytes.Repeat([]byte("x"), MaxMetadataBytes+10), "garbage": []byte("<html/>")} {
 		set(http.StatusOK, b)
 		if err := src.fetch(context.Background()); err == nil {
 			t.Errorf("%s: fetch accepted it", name)
@@ -621,7 +621,7 @@ func TestMetadataClientRefusesDowngrade(t *testing.T) {
 // prompt=login reaches the IdP as ForceAuthn: the user authenticates there
 // afresh instead of riding the IdP's own session.
 func TestSAMLStartLoginForceAuthn(t *testing.T) {
-	f := newSPFixture(t, SAMLProviderConfig{})
+	f := newSPFixture(t, ProviderConfig{})
 	raw, _, err := f.p.StartLogin(true)
 	if err != nil {
 		t.Fatal(err)
