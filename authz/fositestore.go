@@ -389,13 +389,12 @@ func (s *fositeStore) GetPKCERequestSession(ctx context.Context, sig string, ses
 	return req, nil
 }
 
-func (s *fositeStore) DeletePKCERequestSession(ctx context.Context, sig string) error {
-	if tx := txFrom(ctx); tx != nil {
-		tx.deletes = append(tx.deletes, storage.Token{Kind: storage.PKCE, Signature: sig})
-		return nil
-	}
-	return s.delete(ctx, storage.PKCE, sig)
-}
+// DeletePKCERequestSession does nothing: fosite calls it before it compares
+// the code_verifier, so deleting here would let one failed exchange strip
+// the challenge from a code that is still redeemable (the next attempt
+// would then need no verifier). The record shares the code's signature and
+// goes when the code is redeemed (Commit), with its grant, or at expiry.
+func (s *fositeStore) DeletePKCERequestSession(context.Context, string) error { return nil }
 
 // --- transactions: fosite brackets a redemption and the tokens it issues in
 // BeginTX/Commit. Postern collects them and applies them with one atomic
@@ -405,7 +404,6 @@ type pendingTx struct {
 	redeemKind storage.Kind
 	redeemSig  string
 	issue      []storage.Token
-	deletes    []storage.Token
 }
 
 type txKey struct{}
@@ -430,17 +428,17 @@ func (s *fositeStore) Commit(ctx context.Context) error {
 		if err := redeemError(tx.redeemKind, t, err); err != nil {
 			return err
 		}
+		if tx.redeemKind == storage.AuthorizationCode {
+			// The code's PKCE record (same signature) has served; failing to
+			// delete it leaves it to the sweeper, not the client.
+			_ = s.store.DeleteToken(ctx, storage.PKCE, tx.redeemSig)
+		}
 	} else {
 		for _, t := range tx.issue {
 			if err := s.store.CreateToken(ctx, t); err != nil {
 				return fmt.Errorf("store %s token: %w", t.Kind, err)
 			}
 		}
-	}
-	for _, d := range tx.deletes {
-		// The PKCE record is single-use data whose code is already redeemed;
-		// failing to delete it leaves it to the sweeper, not the client.
-		_ = s.store.DeleteToken(ctx, d.Kind, d.Signature)
 	}
 	return nil
 }

@@ -189,3 +189,38 @@ func TestAuthorizePKCEPolicy(t *testing.T) {
 		})
 	}
 }
+
+// TestPKCEChallengeSurvivesFailedExchange: fosite deletes a code's PKCE
+// record before it compares the verifier, so a failed exchange used to strip
+// the challenge from a code that stayed redeemable, and a confidential
+// client's code then redeemed with no verifier at all. The challenge stays
+// until the code is redeemed.
+func TestPKCEChallengeSurvivesFailedExchange(t *testing.T) {
+	f := newCtlFixture(t)
+	b := f.browser(t)
+	b.signIn("alice")
+	page := b.authorize(codeParams("web", webCallback)) // web asks for consent
+	csrf, auth := formFields(t, page.body)
+	r := b.post(pathConsent, url.Values{csrfField: {csrf}, "auth": {auth}, "decision": {"allow"}})
+	code := r.locationParams(t).Get("code")
+	if r.status != http.StatusSeeOther || code == "" {
+		t.Fatalf("consent: %s", r)
+	}
+	exchange := func(verifier string) (int, map[string]any) {
+		form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {webCallback}}
+		if verifier != "" {
+			form.Set("code_verifier", verifier)
+		}
+		status, body, _ := f.tokenCall(t, pathToken, form, "web", f.secret)
+		return status, body
+	}
+	status, body := exchange(strings.Repeat("x", 43))
+	wantOAuthError(t, "wrong verifier", status, body, http.StatusBadRequest, "invalid_grant")
+	status, body = exchange("")
+	if status == http.StatusOK || body["access_token"] != nil {
+		t.Fatalf("after a failed exchange the code redeemed without its code_verifier: %d %v", status, body)
+	}
+	if status, body = exchange(ctlVerifier); status != http.StatusOK || body["access_token"] == nil {
+		t.Errorf("the right verifier after failed attempts: %d %v", status, body)
+	}
+}
