@@ -46,6 +46,7 @@ type ctlFixture struct {
 	store  storage.Store
 	ts     *httptest.Server
 	secret string // every confidential client's secret
+	hash   string // and its hash
 	sec    keys.Secret
 	km     *keys.Manager
 }
@@ -90,7 +91,7 @@ func newCtlFixture(t *testing.T) *ctlFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &ctlFixture{store: st, secret: secret, sec: sec, km: km}
+	f := &ctlFixture{store: st, secret: secret, hash: hash, sec: sec, km: km}
 	f.srv = f.newServer(t, ctlClients(hash))
 	f.ts = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { f.srv.ServeHTTP(w, r) }))
 	t.Cleanup(f.ts.Close)
@@ -554,5 +555,26 @@ func TestIntrospectionOwnTokensOnly(t *testing.T) {
 		if !tc.active && len(body) != 1 {
 			t.Errorf("%s learns about another client's token: %v", tc.caller, body)
 		}
+	}
+}
+
+// TestPasswordGrantOnlyForTrustedClients: a client registered for the
+// password grant but not trusted (as a runtime registration could be) is
+// refused before the password is checked, right or wrong.
+func TestPasswordGrantOnlyForTrustedClients(t *testing.T) {
+	f := newCtlFixture(t)
+	cs := ctlClients(f.hash)
+	for _, c := range cs {
+		if c.ID == "mobile" {
+			c.Trusted = false
+		}
+	}
+	f.srv = f.newServer(t, cs)
+	for _, pw := range []string{"alice-password", "wrong"} {
+		status, body, _ := f.tokenCall(t, pathToken, url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {pw}}, "mobile", f.secret)
+		wantOAuthError(t, "untrusted client, password "+pw, status, body, http.StatusBadRequest, "unauthorized_client")
+	}
+	if evs := f.events(t, "alice"); len(evs) != 0 {
+		t.Errorf("the refused attempts were audited as sign-ins: %v", evs)
 	}
 }

@@ -100,6 +100,11 @@ func (g *passwordGrant) bind(req fosite.AccessRequester) *oauth2.ResourceOwnerPa
 }
 
 func (g *passwordGrant) HandleTokenEndpointRequest(ctx context.Context, req fosite.AccessRequester) error {
+	if c := authenticatedClient(req); c == nil || !c.MayUse(clients.GrantPassword) {
+		// Refused before the password is checked: an untrusted client
+		// must not learn whether it was right, nor move the throttle.
+		return fosite.ErrUnauthorizedClient.WithHint("Only trusted first-party clients may use the password grant.")
+	}
 	if err := g.bind(req).HandleTokenEndpointRequest(ctx, req); err != nil {
 		return err
 	}

@@ -94,8 +94,12 @@ func tokenOutcome(r *http.Request, ar fosite.AccessRequester, err error) *oauthE
 	}
 	// fosite's client-credentials handler does not check the client's
 	// grant types at all, so this is the check, not a second opinion.
-	if client != nil && !client.HasGrant(grant) {
-		return &oauthError{Status: http.StatusBadRequest, Code: "unauthorized_client", Description: "The client is not registered for grant type \"" + grant + "\"."}
+	if client != nil && !client.MayUse(grant) {
+		desc := "The client is not registered for grant type \"" + grant + "\"."
+		if client.HasGrant(grant) {
+			desc = "Only trusted first-party clients may use the password grant."
+		}
+		return &oauthError{Status: http.StatusBadRequest, Code: "unauthorized_client", Description: desc}
 	}
 	if err == nil {
 		return nil
