@@ -136,6 +136,12 @@ func (s *Server) authorizeError(w http.ResponseWriter, r *http.Request, ar fosit
 	// fosite fills in the response types only once they matched the
 	// client; read them from the request itself.
 	rts := fosite.Arguments(fosite.RemoveEmpty(strings.Split(ar.GetRequestForm().Get("response_type"), " ")))
+	if errors.Is(err, fosite.ErrInvalidState) {
+		// fosite's invalid_state is no RFC 6749 §4.1.2.1 code; with any
+		// non-empty state accepted (see newProvider), only a missing one
+		// gets here.
+		err = fosite.ErrInvalidRequest.WithHint("The state parameter is required.")
+	}
 	if errors.Is(err, fosite.ErrUnsupportedResponseType) {
 		// A response type the server knows but the client is not
 		// registered for is the client's fault (RFC 6749 §4.1.2.1,

@@ -26,6 +26,11 @@ func TestClientIP(t *testing.T) {
 		{"Forwarded with port", "10.1.2.3:1234", lb, map[string]string{"Forwarded": "for=198.51.100.9:5000, for=10.0.0.2"}, "forwarded", "198.51.100.9"},
 		{"garbage hop ends belief", "10.1.2.3:1234", lb, map[string]string{"X-Forwarded-For": "198.51.100.1, unknown"}, "", "10.1.2.3"},
 		{"trusted peer without headers", "10.1.2.3:1234", lb, nil, "", "10.1.2.3"},
+		// A client-chosen Host, quoted by the proxy, must not add a hop.
+		{"quoted ';' in Forwarded", "10.1.2.3:1234", lb, map[string]string{"Forwarded": `for=198.51.100.1;host="evil;for=6.6.6.6"`}, "forwarded", "198.51.100.1"},
+		{"quoted ',' in Forwarded", "10.1.2.3:1234", lb, map[string]string{"Forwarded": `for=198.51.100.1;host="evil,for=6.6.6.6"`}, "forwarded", "198.51.100.1"},
+		{"every hop trusted: the leftmost", "10.1.2.3:1234", lb, map[string]string{"X-Forwarded-For": "10.5.5.5, 192.0.2.7"}, "", "10.5.5.5"},
+		{"mapped IPv4 peer", "[::ffff:203.0.113.5]:1234", lb, nil, "", "203.0.113.5"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := httptest.NewRequest("GET", "/", nil)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
+	"strconv"
 
 	"github.com/ory/fosite"
 
@@ -17,6 +18,9 @@ type oauthError struct {
 	Status      int
 	Code        string
 	Description string
+	// RetryAfter, in seconds, is sent as Retry-After when positive; a 503
+	// without one says 1.
+	RetryAfter int
 }
 
 func (e *oauthError) Error() string { return e.Code + ": " + e.Description }
@@ -44,7 +48,10 @@ func writeOAuthError(w http.ResponseWriter, r *http.Request, e *oauthError) {
 	if e.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Basic realm="postern", charset="UTF-8"`)
 	}
-	if e.Status == http.StatusServiceUnavailable {
+	switch {
+	case e.RetryAfter > 0:
+		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
+	case e.Status == http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", "1")
 	}
 	writeJSONError(w, e.Status, e.Code, e.Description)

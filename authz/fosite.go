@@ -1,14 +1,11 @@
 package authz
 
 import (
-	"context"
 	"time"
 
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/compose"
 	"github.com/ory/fosite/handler/oauth2"
-
-	"github.com/postern-auth/postern/clients"
 )
 
 // newProvider is the one place fosite is composed. Every grant Postern
@@ -31,10 +28,13 @@ func newProvider(cfg Config, store *fositeStore, hmacSecret []byte, keys KeySet)
 		EnforcePKCEForPublicClients:    true,
 		EnablePKCEPlainChallengeMethod: false,
 		// Refresh tokens follow the client's grant_types, not an
-		// "offline" scope (see refreshPolicyConfig).
+		// "offline" scope (see passwordGrant and the client's grant_types).
 		RefreshTokenScopes:         []string{},
 		SendDebugMessagesToClients: false,
-		MinParameterEntropy:        fosite.MinParameterEntropy,
+		// RFC 6749 sets no minimum length for state (nor OpenID Connect
+		// for nonce): any non-empty value is the client's to choose. 1, not
+		// 0, which fosite reads as its default of 8.
+		MinParameterEntropy: 1,
 	}
 
 	var strategy oauth2.CoreStrategy = newPrefixedStrategy(fc)
@@ -43,44 +43,22 @@ func newProvider(cfg Config, store *fositeStore, hmacSecret []byte, keys KeySet)
 	}
 
 	provider := compose.Compose(fc, store, strategy,
-		compose.OAuth2AuthorizeExplicitFactory,
+		// Ahead of the grants, so a missing parameter is invalid_request.
+		func(fosite.Configurator, any, any) any { return requiredParams },
+		// fosite's code grant, with the reuse it drops put back.
+		func(config fosite.Configurator, storage, strategy any) any {
+			return codeGrant{compose.OAuth2AuthorizeExplicitFactory(config, storage, strategy).(*oauth2.AuthorizeExplicitGrantHandler)}
+		},
 		compose.OAuth2AuthorizeImplicitFactory,
 		compose.OAuth2ClientCredentialsGrantFactory,
 		compose.OAuth2RefreshTokenGrantFactory,
-		passwordGrantFactory,
+		// Password sign-in is the user directory's, not the store's.
+		func(fosite.Configurator, any, any) any {
+			return newPasswordGrant(fc, store, strategy, cfg.Users, cfg.Now)
+		},
 		compose.OAuth2PKCEFactory,
 		compose.OAuth2TokenIntrospectionFactory,
 		compose.OAuth2TokenRevocationFactory,
 	)
 	return provider, fc
-}
-
-// passwordGrantFactory is fosite's password handler with one change: it
-// issues a refresh token only to clients registered for the refresh_token
-// grant (fosite's own handler would issue one to every client).
-func passwordGrantFactory(config fosite.Configurator, storage interface{}, strategy interface{}) interface{} {
-	//lint:ignore SA1019 the password grant is deprecated in OAuth 2.1, and Postern offers it only to trusted first-party clients, as the issue asks.
-	return &oauth2.ResourceOwnerPasswordCredentialsGrantHandler{
-		ResourceOwnerPasswordCredentialsGrantStorage: storage.(oauth2.ResourceOwnerPasswordCredentialsGrantStorage),
-		HandleHelper: &oauth2.HandleHelper{
-			AccessTokenStrategy: strategy.(oauth2.AccessTokenStrategy),
-			AccessTokenStorage:  storage.(oauth2.AccessTokenStorage),
-			Config:              config,
-		},
-		RefreshTokenStrategy: strategy.(oauth2.RefreshTokenStrategy),
-		Config:               refreshPolicyConfig{config.(*fosite.Config)},
-	}
-}
-
-// noRefreshScope can never be granted (scope tokens exclude NUL), so
-// requiring it withholds the refresh token.
-const noRefreshScope = "\x00no-refresh-token"
-
-type refreshPolicyConfig struct{ *fosite.Config }
-
-func (c refreshPolicyConfig) GetRefreshTokenScopes(ctx context.Context) []string {
-	if ex := exchangeFrom(ctx); ex != nil && ex.client != nil && ex.client.HasGrant(clients.GrantRefreshToken) {
-		return nil
-	}
-	return []string{noRefreshScope}
 }

@@ -15,7 +15,6 @@ import (
 	fositestorage "github.com/ory/fosite/storage"
 
 	"github.com/postern-auth/postern/clients"
-	"github.com/postern-auth/postern/identity"
 	"github.com/postern-auth/postern/storage"
 )
 
@@ -27,7 +26,6 @@ type fositeStore struct {
 	clients  map[string]*clients.Client
 	lifetime clients.Lifetimes
 	now      func() time.Time
-	users    *identity.Directory
 	cache    *decodeCache
 	// subjectOK says whether a token's user still stands (see
 	// Server.subjectActive); tokens of removed users decode as not found.
@@ -218,28 +216,24 @@ func (s *fositeStore) redeem(ctx context.Context, kind storage.Kind, sig string)
 		tx.redeemKind, tx.redeemSig = kind, sig
 		return nil
 	}
-	t, err := s.store.Redeem(ctx, kind, sig, nil)
-	return s.redeemError(ctx, t, err)
+	t, err := s.store.Redeem(ctx, kind, sig, nil, nil)
+	return redeemError(kind, t, err)
 }
 
-func (s *fositeStore) redeemError(ctx context.Context, t storage.Token, err error) error {
+// redeemError tells fosite why a redemption failed. Losing it to another
+// request is reuse (fosite wraps the error as the cause of its answer, so
+// the token endpoint sees the *reuseError); a token gone in between is a
+// *goneError.
+func redeemError(kind storage.Kind, t storage.Token, err error) error {
 	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, storage.ErrInactive):
-		if ex := exchangeFrom(ctx); ex != nil {
-			ex.reused = &t
-		}
-		return fmt.Errorf("%s token already used: %w", t.Kind, fosite.ErrInactiveToken)
+		return &reuseError{Token: t, fositeErr: fosite.ErrInactiveToken}
 	case errors.Is(err, storage.ErrNotFound):
-		// Gone between reading and redeeming: another request revoked the
-		// grant (a concurrent reuse). fosite would say "retry"; it is not.
-		if ex := exchangeFrom(ctx); ex != nil {
-			ex.gone = true
-		}
-		return fmt.Errorf("redeem: %w", fosite.ErrNotFound)
+		return &goneError{Kind: kind}
 	}
-	return fmt.Errorf("redeem %s token: %w", t.Kind, err)
+	return fmt.Errorf("redeem %s token: %w", kind, err)
 }
 
 // --- fosite.ClientManager
@@ -310,10 +304,7 @@ func (s *fositeStore) CreateRefreshTokenSession(ctx context.Context, sig, _ stri
 func (s *fositeStore) GetRefreshTokenSession(ctx context.Context, sig string, session fosite.Session) (fosite.Requester, error) {
 	req, t, err := s.get(ctx, storage.RefreshToken, sig, session)
 	if errors.Is(err, storage.ErrInactive) {
-		if ex := exchangeFrom(ctx); ex != nil {
-			ex.reused = &t
-		}
-		return req, fosite.ErrInactiveToken
+		return req, &reuseError{Token: t, fositeErr: fosite.ErrInactiveToken}
 	}
 	if err != nil {
 		return nil, err
@@ -321,8 +312,16 @@ func (s *fositeStore) GetRefreshTokenSession(ctx context.Context, sig string, se
 	return req, nil
 }
 
+// DeleteRefreshTokenSession is called by fosite only when a used refresh
+// token comes back, to delete it before revoking its grant. A token already
+// gone (a concurrent reuse revoked the grant first) is what deleting wants:
+// were it an error, fosite would answer "retry" and drop the *reuseError it
+// is about to wrap, and the reuse would go unanswered and unaudited.
 func (s *fositeStore) DeleteRefreshTokenSession(ctx context.Context, sig string) error {
-	return s.delete(ctx, storage.RefreshToken, sig)
+	if err := s.delete(ctx, storage.RefreshToken, sig); err != nil && !errors.Is(err, fosite.ErrNotFound) {
+		return err
+	}
+	return nil
 }
 
 func (s *fositeStore) RotateRefreshToken(ctx context.Context, _ string, sig string) error {
@@ -356,10 +355,9 @@ func (s *fositeStore) CreateAuthorizeCodeSession(ctx context.Context, code strin
 func (s *fositeStore) GetAuthorizeCodeSession(ctx context.Context, code string, session fosite.Session) (fosite.Requester, error) {
 	req, t, err := s.get(ctx, storage.AuthorizationCode, code, session)
 	if errors.Is(err, storage.ErrInactive) {
-		if ex := exchangeFrom(ctx); ex != nil {
-			ex.reused = &t
-		}
-		return req, fosite.ErrInvalidatedAuthorizeCode
+		// fosite revokes the grant on this error but drops it from its
+		// answer; codeGrant (flow_code.go) puts it back.
+		return req, &reuseError{Token: t, fositeErr: fosite.ErrInvalidatedAuthorizeCode}
 	}
 	if err != nil {
 		return nil, err
@@ -391,49 +389,12 @@ func (s *fositeStore) GetPKCERequestSession(ctx context.Context, sig string, ses
 	return req, nil
 }
 
-func (s *fositeStore) DeletePKCERequestSession(ctx context.Context, sig string) error {
-	if tx := txFrom(ctx); tx != nil {
-		tx.deletes = append(tx.deletes, storage.Token{Kind: storage.PKCE, Signature: sig})
-		return nil
-	}
-	return s.delete(ctx, storage.PKCE, sig)
-}
-
-// --- resource owner password credentials
-
-// Authenticate checks a password-grant login through the same directory and
-// brute-force counters as the login form.
-func (s *fositeStore) Authenticate(ctx context.Context, name, secret string) (string, error) {
-	ex := exchangeFrom(ctx)
-	if ex == nil {
-		return "", errors.New("password grant outside the token endpoint")
-	}
-	u, err := s.users.Authenticate(ctx, name, secret, ex.ip)
-	var throttled *identity.ThrottledError
-	switch {
-	case errors.As(err, &throttled):
-		ex.throttled = throttled.RetryAfter
-		ex.busy = throttled.Busy
-		return "", fmt.Errorf("login throttled: %w", fosite.ErrNotFound)
-	case errors.Is(err, identity.ErrBadCredentials):
-		ex.failed = name
-		return "", fmt.Errorf("password grant: %w", fosite.ErrNotFound)
-	case err != nil:
-		return "", err
-	}
-	if ex.session != nil {
-		ex.session.Username = u.Username
-		ex.session.GrantStart = s.now().UTC()
-		ex.session.CredFP, _ = s.users.Fingerprint(u.Username)
-		if len(u.Claims) > 0 {
-			ex.session.Claims = make(map[string]any, len(u.Claims))
-			for k, v := range u.Claims {
-				ex.session.Claims[k] = v
-			}
-		}
-	}
-	return u.Username, nil
-}
+// DeletePKCERequestSession does nothing: fosite calls it before it compares
+// the code_verifier, so deleting here would let one failed exchange strip
+// the challenge from a code that is still redeemable (the next attempt
+// would then need no verifier). The record shares the code's signature and
+// goes when the code is redeemed (Commit), with its grant, or at expiry.
+func (s *fositeStore) DeletePKCERequestSession(context.Context, string) error { return nil }
 
 // --- transactions: fosite brackets a redemption and the tokens it issues in
 // BeginTX/Commit. Postern collects them and applies them with one atomic
@@ -443,7 +404,6 @@ type pendingTx struct {
 	redeemKind storage.Kind
 	redeemSig  string
 	issue      []storage.Token
-	deletes    []storage.Token
 }
 
 type txKey struct{}
@@ -464,9 +424,14 @@ func (s *fositeStore) Commit(ctx context.Context) error {
 	}
 	defer func() { *tx = pendingTx{} }()
 	if tx.redeemSig != "" {
-		t, err := s.store.Redeem(ctx, tx.redeemKind, tx.redeemSig, tx.issue)
-		if err := s.redeemError(ctx, t, err); err != nil {
+		t, err := s.store.Redeem(ctx, tx.redeemKind, tx.redeemSig, tx.issue, nil)
+		if err := redeemError(tx.redeemKind, t, err); err != nil {
 			return err
+		}
+		if tx.redeemKind == storage.AuthorizationCode {
+			// The code's PKCE record (same signature) has served; failing to
+			// delete it leaves it to the sweeper, not the client.
+			_ = s.store.DeleteToken(ctx, storage.PKCE, tx.redeemSig)
 		}
 	} else {
 		for _, t := range tx.issue {
@@ -474,11 +439,6 @@ func (s *fositeStore) Commit(ctx context.Context) error {
 				return fmt.Errorf("store %s token: %w", t.Kind, err)
 			}
 		}
-	}
-	for _, d := range tx.deletes {
-		// The PKCE record is single-use data whose code is already redeemed;
-		// failing to delete it leaves it to the sweeper, not the client.
-		_ = s.store.DeleteToken(ctx, d.Kind, d.Signature)
 	}
 	return nil
 }
@@ -488,31 +448,4 @@ func (s *fositeStore) Rollback(ctx context.Context) error {
 		*tx = pendingTx{}
 	}
 	return nil
-}
-
-// --- per-request exchange notes: the token endpoint learns through them that
-// a one-time token was presented twice, to revoke and audit the grant.
-
-type exchange struct {
-	reused *storage.Token
-	// For the password grant: who is asking from where, and the outcome.
-	client    *clients.Client
-	session   *Session
-	ip        string
-	throttled time.Duration
-	failed    string // username whose password was wrong
-	gone      bool   // the one-time token vanished before it could be redeemed
-	busy      bool   // throttled because another sign-in for the name is being checked
-}
-
-type exchangeKey struct{}
-
-func withExchange(ctx context.Context) (context.Context, *exchange) {
-	ex := &exchange{}
-	return context.WithValue(ctx, exchangeKey{}, ex), ex
-}
-
-func exchangeFrom(ctx context.Context) *exchange {
-	ex, _ := ctx.Value(exchangeKey{}).(*exchange)
-	return ex
 }

@@ -27,6 +27,7 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	if errors.Is(err, storage.ErrUnavailable) {
 		// "Not active" would make a gateway reject a good token; say the
 		// truth so callers retry or serve from their cache.
+		s.alarm.report("introspect", err)
 		writeOAuthError(w, r, fromFosite(err))
 		return
 	}

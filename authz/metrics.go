@@ -15,6 +15,9 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	issued   *prometheus.CounterVec
+	// unavailable counts requests refused because the store could not
+	// answer or write (see storeAlarm).
+	unavailable *prometheus.CounterVec
 }
 
 // newMetrics registers on reg: by default a registry owned by the server, so
@@ -36,6 +39,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "postern_tokens_issued_total",
 			Help: "Access tokens issued by grant type.",
 		}, []string{"grant_type"}),
+		unavailable: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "postern_storage_unavailable_total",
+			Help: "Requests refused with 503 because the store could not answer or write, by reason (no_space: its disk is full; unavailable: anything else).",
+		}, []string{"reason"}),
 	}
 	var err error
 	if m.requests, err = register(reg, m.requests); err != nil {
@@ -45,6 +52,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	if m.issued, err = register(reg, m.issued); err != nil {
+		return nil, err
+	}
+	if m.unavailable, err = register(reg, m.unavailable); err != nil {
 		return nil, err
 	}
 	if _, err = register[prometheus.Collector](reg, collectors.NewGoCollector()); err != nil {

@@ -6,6 +6,8 @@ import (
 	"net/http"
 
 	"github.com/ory/fosite"
+
+	"github.com/postern-auth/postern/storage"
 )
 
 // handleRevoke is RFC 7009. The client authenticates (method enforced by
@@ -26,6 +28,9 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		writeOAuthError(w, r, &oauthError{Status: http.StatusUnauthorized, Code: "invalid_client", Description: "Client authentication failed."})
 	case errors.Is(err, fosite.ErrInvalidRequest):
 		writeOAuthError(w, r, fromFosite(err))
+	case errors.Is(err, storage.ErrUnavailable):
+		s.alarm.report("revoke", err)
+		writeOAuthError(w, r, &oauthError{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable", Description: "Revocation could not be completed; retry."})
 	default:
 		s.log.Error("revocation failure", "error", err)
 		writeOAuthError(w, r, &oauthError{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable", Description: "Revocation could not be completed; retry."})

@@ -82,6 +82,7 @@ type Server struct {
 	fosite   *fosite.Config
 	clients  map[string]*clients.Client
 	metrics  *metrics
+	alarm    *storeAlarm
 	registry *prometheus.Registry
 	router   *mux.Router
 	scopes   []string
@@ -153,7 +154,7 @@ func New(cfg Config, store storage.Store, keys KeySet) (*Server, error) {
 		s.scopes = append(s.scopes, sc)
 	}
 	sort.Strings(s.scopes)
-	s.fs = &fositeStore{store: store, clients: s.clients, lifetime: cfg.Lifetimes, now: cfg.Now, users: cfg.Users, cache: newDecodeCache(4096)}
+	s.fs = &fositeStore{store: store, clients: s.clients, lifetime: cfg.Lifetimes, now: cfg.Now, cache: newDecodeCache(4096)}
 	s.fs.subjectOK = s.subjectActive
 	var fc *fosite.Config
 	s.provider, fc = newProvider(cfg, s.fs, cfg.HMACSecret, keys)
@@ -169,6 +170,7 @@ func New(cfg Config, store storage.Store, keys KeySet) (*Server, error) {
 	if s.metrics, err = newMetrics(s.registry); err != nil {
 		return nil, fmt.Errorf("authz: metrics: %w", err)
 	}
+	s.alarm = newStoreAlarm(s.log, s.metrics.unavailable, cfg.Now)
 	s.saml = map[string]*samlsp.Provider{}
 	for _, p := range cfg.SAML {
 		if _, dup := s.saml[p.ID()]; dup {

@@ -2,9 +2,9 @@ package authz
 
 import (
 	"context"
+	"errors"
 	"net/http"
-	"strconv"
-	"time"
+	"net/url"
 
 	"github.com/ory/fosite"
 
@@ -33,6 +33,10 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		writeOAuthError(w, r, errInvalidRequest("Parameter \"grant_type\" is missing."))
 		return
 	}
+	if e := badAuthorization(r); e != nil {
+		writeOAuthError(w, r, e)
+		return
+	}
 	if r.Header.Get("Authorization") == "" && r.PostForm.Get("client_id") == "" && r.PostForm.Get("client_assertion") == "" {
 		// RFC 6749 §5.2: missing client authentication is invalid_client.
 		writeOAuthError(w, r, &oauthError{Status: http.StatusUnauthorized, Code: "invalid_client", Description: "Client authentication is missing."})
@@ -43,29 +47,21 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	ctx, ex := withExchange(r.Context())
+	ctx := r.Context()
 	sess := newSession()
 	sess.GrantType = grant
 	sess.IP = clientIP(r)
 	sess.UserAgent = r.UserAgent()
-	ex.session, ex.ip = sess, sess.IP
 	ar, err := s.provider.NewAccessRequest(ctx, r, sess)
-	if err != nil {
-		s.tokenError(ctx, w, r, ar, ex, grant, err)
+	if s.refused(ctx, w, r, ar, err) {
 		return
 	}
-	client := ar.GetClient().(*clients.Client)
-	if !client.HasGrant(grant) {
-		s.tokenError(ctx, w, r, ar, ex, grant, &oauthError{Status: http.StatusBadRequest, Code: "unauthorized_client", Description: "The client is not registered for grant type \"" + grant + "\"."})
-		return
-	}
-	ex.client = client
+	client := authenticatedClient(ar)
 	if grant == clients.GrantClientCredentials || grant == clients.GrantPassword {
 		grantRequested(ar, client)
 	}
 	resp, err := s.provider.NewAccessResponse(ctx, ar)
-	if err != nil {
-		s.tokenError(ctx, w, r, ar, ex, grant, err)
+	if s.refused(ctx, w, r, ar, err) {
 		return
 	}
 	// Recorded once tokens exist: a sign-in that issued nothing is not one.
@@ -92,45 +88,38 @@ func grantRequested(ar fosite.AccessRequester, c *clients.Client) {
 	}
 }
 
-func (s *Server) tokenError(ctx context.Context, w http.ResponseWriter, r *http.Request, ar fosite.AccessRequester, ex *exchange, grant string, err error) {
-	e := fromFosite(err)
-	if e.Code == "invalid_request" && r.PostForm.Get("client_assertion") != "" && !authenticated(ar) {
-		// fosite reports some bad assertions (expired, unparsable claims)
-		// as unrecognizable errors; RFC 7523 §3.2 says invalid_client.
-		e = &oauthError{Status: http.StatusUnauthorized, Code: "invalid_client", Description: "The client assertion is not valid."}
+// refused answers a token request that cannot be granted, as tokenOutcome
+// decides, and does what the outcome asks beyond the answer: a reused
+// one-time token revokes its grant, a wrong password is audited, a store
+// that cannot answer is reported. It reports false when nothing stands in
+// the way.
+func (s *Server) refused(ctx context.Context, w http.ResponseWriter, r *http.Request, ar fosite.AccessRequester, err error) bool {
+	e := tokenOutcome(r, ar, err)
+	if e == nil {
+		return false
 	}
-	// A client that authenticated but is not registered for the grant hears
-	// unauthorized_client, whatever the grant handler objected to first.
-	if ar != nil && e.Code != "invalid_client" {
-		if c, ok := ar.GetClient().(*clients.Client); ok && c != nil && !c.HasGrant(grant) {
-			e = &oauthError{Status: http.StatusBadRequest, Code: "unauthorized_client", Description: "The client is not registered for grant type \"" + grant + "\"."}
-		}
+	var (
+		reuse *reuseError
+		bad   *badCredentialsError
+	)
+	if errors.As(err, &reuse) {
+		s.revokeReused(ctx, r, reuse.Token)
 	}
-	if ex.throttled > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(int(ex.throttled.Round(time.Second)/time.Second)+1))
-		e = &oauthError{Status: http.StatusTooManyRequests, Code: "invalid_grant", Description: "Too many failed logins; retry later."}
-		if ex.busy {
-			e.Description = "Another sign-in for this account is being checked; retry in a moment."
-		}
-	}
-	if ex.failed != "" {
+	if errors.As(err, &bad) {
 		clientID := ""
-		if authenticated(ar) {
-			clientID = ar.GetClient().GetID()
+		if c := authenticatedClient(ar); c != nil {
+			clientID = c.ID
 		}
-		s.audit(r, "login_failed", ex.failed, clientID, "password grant")
+		s.audit(r, "login_failed", bad.Username, clientID, "password grant")
 	}
-	if ex.gone {
-		e = &oauthError{Status: http.StatusBadRequest, Code: "invalid_grant", Description: "The token is no longer valid."}
-	}
-	if ex.reused != nil {
-		s.revokeReused(ctx, r, *ex.reused)
-		e = &oauthError{Status: http.StatusBadRequest, Code: "invalid_grant", Description: "The token was already used; the grant has been revoked."}
-	}
-	if e.Status >= 500 {
-		s.log.Error("token endpoint failure", "grant_type", grant, "error", err)
+	switch {
+	case e.Code == "temporarily_unavailable" && errors.Is(err, storage.ErrUnavailable):
+		s.alarm.report("token", err)
+	case e.Status >= 500:
+		s.log.Error("token endpoint failure", "grant_type", r.PostForm.Get("grant_type"), "error", err)
 	}
 	writeOAuthError(w, r, e)
+	return true
 }
 
 // revokeReused ends a grant whose one-time token was presented twice (RFC
@@ -160,19 +149,12 @@ func (s *Server) revokeReused(ctx context.Context, r *http.Request, t storage.To
 	s.log.Warn("one-time token reused; grant revoked", "type", ev.Type, "client_id", t.ClientID, "subject", t.Subject, "tokens_revoked", n, "ip", ev.IP)
 }
 
-// authenticated reports whether fosite authenticated the request's client
-// (it starts every request with an empty placeholder client).
-func authenticated(ar fosite.AccessRequester) bool {
-	if ar == nil {
-		return false
-	}
-	c, ok := ar.GetClient().(*clients.Client)
-	return ok && c != nil
-}
-
 // authenticateClient runs fosite's client authentication (method enforced)
 // for the introspection and revocation endpoints.
 func (s *Server) authenticateClient(ctx context.Context, r *http.Request, allowPublic bool) (*clients.Client, *oauthError) {
+	if e := badAuthorization(r); e != nil {
+		return nil, e
+	}
 	if _, _, basic := r.BasicAuth(); !basic && r.PostForm.Get("client_id") == "" && r.PostForm.Get("client_assertion") == "" {
 		return nil, &oauthError{Status: http.StatusUnauthorized, Code: "invalid_client", Description: "Client authentication is missing; use HTTP Basic, client_secret_post or a client assertion."}
 	}
@@ -189,4 +171,24 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, allowP
 		return nil, &oauthError{Status: http.StatusUnauthorized, Code: "invalid_client", Description: "A public client cannot call this endpoint."}
 	}
 	return client, nil
+}
+
+// badAuthorization refuses an Authorization header that is not usable HTTP
+// Basic client authentication (RFC 6749 §2.3.1: another scheme, bad base64,
+// no colon, credentials that are not form-encoded). The client tried to
+// authenticate and failed, so it is invalid_client (§5.2), whatever the body
+// carries; fosite would skip the header, look for credentials in the body
+// and, finding none, call the request malformed.
+func badAuthorization(r *http.Request) *oauthError {
+	if r.Header.Get("Authorization") == "" {
+		return nil
+	}
+	if id, secret, ok := r.BasicAuth(); ok {
+		_, idErr := url.QueryUnescape(id)
+		_, secretErr := url.QueryUnescape(secret)
+		if idErr == nil && secretErr == nil {
+			return nil
+		}
+	}
+	return &oauthError{Status: http.StatusUnauthorized, Code: "invalid_client", Description: "The Authorization header is not valid HTTP Basic client authentication."}
 }

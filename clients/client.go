@@ -101,6 +101,13 @@ func (c *Client) HasGrant(grant string) bool {
 	return false
 }
 
+// MayUse reports whether the client may use grant at the token endpoint: it
+// must be registered for it, and the password grant is for trusted
+// (first-party) clients only, however the client was registered.
+func (c *Client) MayUse(grant string) bool {
+	return c.HasGrant(grant) && (grant != GrantPassword || c.Trusted)
+}
+
 // AuthMethod is the effective token_endpoint_auth_method (RFC 7591 default).
 func (c *Client) AuthMethod() string {
 	if c.TokenEndpointAuthMethod == "" {

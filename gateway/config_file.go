@@ -4,10 +4,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"fmt"
 	"maps"
 	"net"
-	"net/netip"
 	"net/url"
 	"os"
 	"slices"
@@ -15,6 +13,7 @@ import (
 	"time"
 
 	"github.com/postern-auth/postern/confjson"
+	"github.com/postern-auth/postern/netedge"
 )
 
 // The gateway's JSON configuration file, as written in git. Parsing turns
@@ -199,7 +198,7 @@ func (f *fileConfig) identity(g *Config) error {
 		g.PublicURL = u
 	}
 	for i, s := range f.TrustedProxies {
-		p, err := parseCIDR(s)
+		p, err := netedge.ParsePrefix(s)
 		if err != nil {
 			return confjson.Errorf(confjson.Index("trusted_proxies", i), "%v", err)
 		}
@@ -210,25 +209,6 @@ func (f *fileConfig) identity(g *Config) error {
 		g.ForwardedHeader = ForwardedHeaderX
 	}
 	return nil
-}
-
-// parseCIDR accepts "10.0.0.0/8", "2001:db8::/32" or a single address.
-func parseCIDR(s string) (netip.Prefix, error) {
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return netip.Prefix{}, fmt.Errorf("expected a CIDR such as 10.0.0.0/8, got %q", s)
-		}
-		if p != p.Masked() {
-			return netip.Prefix{}, fmt.Errorf("%q has host bits set; did you mean %s?", s, p.Masked())
-		}
-		return p, nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("expected a CIDR or an IP address, got %q", s)
-	}
-	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 func (f *fileConfig) caches(g *Config) error {

@@ -136,7 +136,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"public_url", with(`"public_url": "api.example.com"`), "config: public_url: expected an absolute http(s) URL"},
 		{"public_url query", with(`"public_url": "https://api.example.com/?x=1"`), "config: public_url: must not contain"},
 		{"trusted proxy", with(`"trusted_proxies": ["10.0.0.0/8", "10.0.0.1/8"]`), "config: trusted_proxies[1]: \"10.0.0.1/8\" has host bits set"},
-		{"trusted proxy junk", with(`"trusted_proxies": ["lb.internal"]`), "config: trusted_proxies[0]: expected a CIDR"},
+		{"trusted proxy junk", with(`"trusted_proxies": ["lb.internal"]`), "config: trusted_proxies[0]: \"lb.internal\" is not an IP address or CIDR prefix"},
 		{"forwarded_header", with(`"forwarded_header": "X-Forwarded-For"`), `config: forwarded_header: expected "x-forwarded" (X-Forwarded-For, -Proto, -Host, -Port, -Prefix) or "forwarded" (RFC 7239 Forwarded)`},
 		{"forwarded_header both", with(`"forwarded_header": "both"`), `config: forwarded_header: expected "x-forwarded"`},
 		{"forwarded_header case", with(`"forwarded_header": "Forwarded"`), `config: forwarded_header: expected "x-forwarded"`},

@@ -1,11 +1,13 @@
 package gateway
 
 import (
-	"net"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"strings"
+
+	"github.com/postern-auth/postern/netedge"
 )
 
 // clientView is the request as the client saw it: the scheme, host and
@@ -17,110 +19,77 @@ type clientView struct {
 	prefix string // removed by a trusted front proxy, e.g. "/api"
 }
 
-// forwardedPolicy decides whose word about the client view counts.
+// forwardedPolicy decides whose word about the client view counts. Which
+// peers and which header family are believed, and which hop of the chain
+// is the client, is netedge's rule, shared with the server.
 type forwardedPolicy struct {
 	public  *clientView // from Config.PublicURL; wins over everything
-	trusted []netip.Prefix
-	// rfc7239: the trusted proxies set Forwarded; otherwise X-Forwarded-*.
-	// Only that family is read. A proxy overwrites the headers it sets but
-	// passes the other family on from the client as it came, so reading
-	// both would let the client speak for the proxy.
-	rfc7239 bool
+	proxies netedge.Proxies
 }
 
 // newForwardedPolicy: header is Config.ForwardedHeader ("" means
 // ForwardedHeaderX).
-func newForwardedPolicy(publicURL *url.URL, trusted []netip.Prefix, header string) *forwardedPolicy {
-	p := &forwardedPolicy{trusted: trusted, rfc7239: header == ForwardedHeaderRFC7239}
+func newForwardedPolicy(publicURL *url.URL, trusted []netip.Prefix, header string) (*forwardedPolicy, error) {
+	p := &forwardedPolicy{proxies: netedge.Proxies{Trusted: trusted, Header: header}}
 	if publicURL != nil {
 		v := clientView{proto: strings.ToLower(publicURL.Scheme)}
-		v.host, v.port = splitHostPort(publicURL.Host, v.proto)
+		host, port, err := netedge.SplitHost(publicURL.Host)
+		if err != nil {
+			return nil, fmt.Errorf("public_url: %w", err)
+		}
+		v.host, v.port = host, nonDefaultPort(v.proto, port)
 		if pp := normalizePrefix(publicURL.EscapedPath()); pp != "/" && pp != "" {
 			v.prefix = pp
 		}
 		p.public = &v
 	}
-	return p
-}
-
-// isTrusted reports whether addr (host:port or bare IP) is a trusted proxy.
-func (p *forwardedPolicy) isTrusted(addr string) bool {
-	if len(p.trusted) == 0 {
-		return false
-	}
-	ip, ok := parseIP(addr)
-	if !ok {
-		return false
-	}
-	for _, pfx := range p.trusted {
-		if pfx.Contains(ip) {
-			return true
-		}
-	}
-	return false
+	return p, nil
 }
 
 // view works out the client view of r: PublicURL if configured, else what
-// a trusted peer says, else the request itself.
-func (p *forwardedPolicy) view(r *http.Request) clientView {
+// a trusted peer says, else the request itself. Without PublicURL the
+// request's Host must be a valid host and port: it is copied into the
+// Forwarded header the backend believes.
+func (p *forwardedPolicy) view(r *http.Request) (clientView, error) {
 	if p.public != nil {
 		// The operator's statement is complete, including any path
 		// prefix in public_url; proxies are not asked.
-		return *p.public
+		return *p.public, nil
 	}
-	if p.isTrusted(r.RemoteAddr) {
-		if v, ok := p.fromProxy(r); ok {
-			return v
-		}
-	}
-	return directView(r)
-}
-
-func directView(r *http.Request) clientView {
-	v := clientView{proto: "http"}
+	base := clientView{proto: "http"}
 	if r.TLS != nil {
-		v.proto = "https"
+		base.proto = "https"
 	}
-	v.host, v.port = splitHostPort(r.Host, v.proto)
-	return v
+	host, port, err := netedge.SplitHost(r.Host)
+	if err != nil {
+		return clientView{}, fmt.Errorf("request Host: %w", err)
+	}
+	base.host, base.port = host, nonDefaultPort(base.proto, port)
+	c := p.proxies.Resolve(r)
+	if !c.ViaProxy {
+		return base, nil
+	}
+	return fromProxy(base, c.Element, r.Header, p.proxies.Header == netedge.Forwarded), nil
 }
 
 // fromProxy reads the configured family: Forwarded (RFC 7239) or
 // X-Forwarded-*, never the other. It starts from the base the peer itself
 // would give and overrides only what the headers state validly, so a
 // garbled header degrades to the request.
-func (p *forwardedPolicy) fromProxy(r *http.Request) (clientView, bool) {
-	base := directView(r)
-	if p.rfc7239 {
-		el := p.chosenElement(parseForwarded(r.Header.Values("Forwarded")))
+func fromProxy(base clientView, el netedge.Element, h http.Header, rfc7239 bool) clientView {
+	if rfc7239 {
+		// el is the element written by the proxy next to the client;
+		// elements left of it may be forged by the client.
 		if el == nil {
-			return base, false
+			return base
 		}
-		return applyProxyValues(base, el["proto"], el["host"], el["port"], el["prefix"]), true
+		return applyProxyValues(base, el["proto"], el["host"], el["port"], el["prefix"])
 	}
-	proto := lastValue(r.Header.Values("X-Forwarded-Proto"))
-	host := lastValue(r.Header.Values("X-Forwarded-Host"))
-	port := lastValue(r.Header.Values("X-Forwarded-Port"))
-	prefix := lastValue(r.Header.Values("X-Forwarded-Prefix"))
-	if proto == "" && host == "" && port == "" && prefix == "" {
-		return base, false
-	}
-	return applyProxyValues(base, proto, host, port, prefix), true
-}
-
-// chosenElement walks the Forwarded elements from the right: the last was
-// written by our (trusted) peer; while it says its own client was also a
-// trusted proxy, the element before is believed instead. Elements left of
-// the first untrusted hop may be forged by the client and are ignored.
-func (p *forwardedPolicy) chosenElement(els []map[string]string) map[string]string {
-	if len(els) == 0 {
-		return nil
-	}
-	i := len(els) - 1
-	for i > 0 && p.isTrusted(els[i]["for"]) {
-		i--
-	}
-	return els[i]
+	return applyProxyValues(base,
+		netedge.Rightmost(h.Values("X-Forwarded-Proto")),
+		netedge.Rightmost(h.Values("X-Forwarded-Host")),
+		netedge.Rightmost(h.Values("X-Forwarded-Port")),
+		netedge.Rightmost(h.Values("X-Forwarded-Prefix")))
 }
 
 // applyProxyValues overrides base with the values a trusted proxy gave,
@@ -132,13 +101,14 @@ func applyProxyValues(v clientView, proto, host, port, prefix string) clientView
 			v.port = "" // the peer's port says nothing about the client's
 		}
 	}
-	if host != "" && validHost(host) {
-		v.host, v.port = splitHostPort(host, v.proto)
+	if host != "" {
+		if h, pt, err := netedge.SplitHost(host); err == nil {
+			v.host, v.port = h, nonDefaultPort(v.proto, pt)
+		}
 	}
-	if port != "" && validPort(port) {
-		v.port = port
-		if isDefaultPort(v.proto, port) {
-			v.port = ""
+	if port != "" {
+		if pt, err := netedge.ParsePort(port); err == nil {
+			v.port = nonDefaultPort(v.proto, pt)
 		}
 	}
 	if prefix != "" && validPrefix(prefix) {
@@ -156,25 +126,20 @@ func applyProxyValues(v clientView, proto, host, port, prefix string) clientView
 //	proto=https;host=api.example.com;prefix=/search/v1
 //
 // port= appears only for a non-default port and never inside host=, as the
-// API guidelines the project follows ask. Values are bare tokens where
-// possible; prefix keeps its slashes unquoted to match that contract, and
-// anything else outside RFC 7230 tchar (an IPv6 host) is a quoted-string.
-func (v clientView) header(routePrefix string) string {
-	var b strings.Builder
-	b.Grow(64)
-	b.WriteString("proto=")
-	b.WriteString(v.proto)
-	b.WriteString(";host=")
-	writeValue(&b, v.host, false)
+// API guidelines the project follows ask. Every value is a token or a
+// quoted-string (an IPv6 host is quoted); prefix keeps its slashes bare to
+// match that contract. It fails only for a value with control characters.
+func (v clientView) header(routePrefix string) (string, error) {
+	var w netedge.ElementWriter
+	w.Pair("proto", v.proto)
+	w.Pair("host", v.host)
 	if v.port != "" {
-		b.WriteString(";port=")
-		b.WriteString(v.port)
+		w.Pair("port", v.port)
 	}
 	if pfx := joinPrefix(v.prefix, routePrefix); pfx != "" {
-		b.WriteString(";prefix=")
-		writeValue(&b, pfx, true)
+		w.PathPair("prefix", pfx)
 	}
-	return b.String()
+	return w.String()
 }
 
 // realm is the host clients know the gateway by, for WWW-Authenticate.
@@ -198,83 +163,12 @@ func joinPrefix(a, b string) string {
 	return strings.TrimRight(a, "/") + b
 }
 
-func writeValue(b *strings.Builder, s string, slashOK bool) {
-	bare := s != ""
-	for i := 0; i < len(s) && bare; i++ {
-		bare = isTchar(s[i]) || (slashOK && s[i] == '/')
+// nonDefaultPort is port, or "" when it is proto's default.
+func nonDefaultPort(proto, port string) string {
+	if (proto == "https" && port == "443") || (proto == "http" && port == "80") {
+		return ""
 	}
-	if bare {
-		b.WriteString(s)
-		return
-	}
-	b.WriteByte('"')
-	for i := 0; i < len(s); i++ {
-		if s[i] == '"' || s[i] == '\\' {
-			b.WriteByte('\\')
-		}
-		b.WriteByte(s[i])
-	}
-	b.WriteByte('"')
-}
-
-// isTchar is RFC 7230 §3.2.6 tchar.
-func isTchar(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
-}
-
-// splitHostPort separates an authority into host and a non-default port.
-func splitHostPort(authority, proto string) (host, port string) {
-	host = authority
-	if h, p, err := net.SplitHostPort(authority); err == nil {
-		host, port = h, p
-		if strings.IndexByte(h, ':') >= 0 {
-			host = "[" + h + "]"
-		}
-	}
-	host = strings.ToLower(host)
-	if isDefaultPort(proto, port) {
-		port = ""
-	}
-	return host, port
-}
-
-func isDefaultPort(proto, port string) bool {
-	return port == "" || (proto == "https" && port == "443") || (proto == "http" && port == "80")
-}
-
-// validHost accepts reg-name, IPv4 and bracketed IPv6, with an optional
-// port: enough to refuse anything that could break the header or a link.
-func validHost(h string) bool {
-	if h == "" || len(h) > 255 {
-		return false
-	}
-	for i := 0; i < len(h); i++ {
-		c := h[i]
-		ok := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-			c == '.' || c == '-' || c == '_' || c == ':' || c == '[' || c == ']'
-		if !ok {
-			return false
-		}
-	}
-	return true
-}
-
-func validPort(p string) bool {
-	if p == "" || len(p) > 5 {
-		return false
-	}
-	n := 0
-	for i := 0; i < len(p); i++ {
-		if p[i] < '0' || p[i] > '9' {
-			return false
-		}
-		n = n*10 + int(p[i]-'0')
-	}
-	return n > 0 && n < 65536
+	return port
 }
 
 // validPrefix accepts an absolute path of unreserved and sub-delim-free
@@ -295,125 +189,13 @@ func validPrefix(p string) bool {
 	return true
 }
 
-// lastValue is the rightmost element of a comma-separated header: the one
-// our trusted peer wrote. Earlier ones may come from the client.
-func lastValue(vals []string) string {
-	if len(vals) == 0 {
-		return ""
-	}
-	v := vals[len(vals)-1]
-	if i := strings.LastIndexByte(v, ','); i >= 0 {
-		v = v[i+1:]
-	}
-	return strings.TrimSpace(v)
-}
-
-// parseIP reads "1.2.3.4", "1.2.3.4:80", "[::1]:80", "::1", or a
-// Forwarded for= value ("[2001:db8::1]:4711", quotes already removed).
-func parseIP(s string) (netip.Addr, bool) {
-	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return ap.Addr().Unmap(), true
-	}
-	s = strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Addr{}, false
-	}
-	return a.Unmap(), true
-}
-
-// parseForwarded splits Forwarded header values into elements of
-// lower-case parameter names and unquoted values (RFC 7239 §4). Malformed
-// pairs are skipped rather than failing the whole header.
-func parseForwarded(values []string) []map[string]string {
-	var out []map[string]string
-	for _, v := range values {
-		el := map[string]string{}
-		for len(v) > 0 {
-			var pair string
-			var sep byte
-			pair, sep, v = cutUnquoted(v)
-			if k, val, ok := strings.Cut(strings.TrimSpace(pair), "="); ok {
-				el[strings.ToLower(strings.TrimSpace(k))] = unquote(strings.TrimSpace(val))
-			}
-			if sep == ',' || len(v) == 0 {
-				if len(el) > 0 {
-					out = append(out, el)
-				}
-				el = map[string]string{}
-			}
-		}
-	}
-	return out
-}
-
-// cutUnquoted returns the text up to the first ';' or ',' outside quotes.
-func cutUnquoted(s string) (before string, sep byte, after string) {
-	inQuote := false
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == '\\' && inQuote:
-			i++
-		case c == '"':
-			inQuote = !inQuote
-		case (c == ';' || c == ',') && !inQuote:
-			return s[:i], c, s[i+1:]
-		}
-	}
-	return s, 0, ""
-}
-
-func unquote(s string) string {
-	if len(s) < 2 || s[0] != '"' || s[len(s)-1] != '"' {
-		return s
-	}
-	s = s[1 : len(s)-1]
-	if strings.IndexByte(s, '\\') < 0 {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+1 < len(s) {
-			i++
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
 // clientIP is the address rate limits on public routes are keyed by: the
-// peer, or, when the peer is a trusted proxy, the nearest untrusted
-// address it reports (X-Forwarded-For or Forwarded for=, whichever family
-// is configured, read from the right, since entries further left may be
-// forged by the client).
+// client netedge.Proxies.Resolve finds, the same one the server's audit
+// log and login throttle name.
 func (p *forwardedPolicy) clientIP(r *http.Request) string {
-	peer, ok := parseIP(r.RemoteAddr)
-	if !ok {
+	c := p.proxies.Resolve(r)
+	if !c.Addr.IsValid() {
 		return r.RemoteAddr
 	}
-	if !p.isTrusted(r.RemoteAddr) {
-		return peer.String()
-	}
-	var chain []string
-	if p.rfc7239 {
-		for _, el := range parseForwarded(r.Header.Values("Forwarded")) {
-			chain = append(chain, el["for"])
-		}
-	} else {
-		for _, v := range r.Header.Values("X-Forwarded-For") {
-			for _, part := range strings.Split(v, ",") {
-				chain = append(chain, strings.TrimSpace(part))
-			}
-		}
-	}
-	for i := len(chain) - 1; i >= 0; i-- {
-		ip, ok := parseIP(chain[i])
-		if !ok {
-			break // "unknown" or obfuscated: stop at what we can name
-		}
-		if !p.isTrusted(chain[i]) {
-			return ip.String()
-		}
-	}
-	return peer.String()
+	return c.Addr.String()
 }

@@ -176,7 +176,7 @@ func TestForwardedHeader(t *testing.T) {
 			if tt.publicURL != "" {
 				pub = mustURL(tt.publicURL)
 			}
-			p := newForwardedPolicy(pub, tt.trusted, tt.header)
+			p := mustPolicy(t, pub, tt.trusted, tt.header)
 			r := httptest.NewRequest(http.MethodGet, "/", nil)
 			r.RemoteAddr, r.Host = tt.req.remote, tt.req.host
 			if tt.req.tls {
@@ -185,35 +185,35 @@ func TestForwardedHeader(t *testing.T) {
 			for k, v := range tt.req.headers {
 				r.Header.Set(k, v)
 			}
-			if got := p.view(r).header(tt.routePrefix); got != tt.want {
-				t.Errorf("Forwarded = %q\n           want %q", got, tt.want)
+			v, err := p.view(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, err := v.header(tt.routePrefix); got != tt.want || err != nil {
+				t.Errorf("Forwarded = %q, %v\n           want %q", got, err, tt.want)
 			}
 		})
 	}
 }
 
-func TestRealm(t *testing.T) {
-	if got := newForwardedPolicy(nil, nil, "").realm(); got != "postern" {
-		t.Errorf("realm without public_url = %q", got)
+func mustPolicy(t *testing.T, publicURL *url.URL, trusted []netip.Prefix, header string) *forwardedPolicy {
+	t.Helper()
+	p, err := newForwardedPolicy(publicURL, trusted, header)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if got := newForwardedPolicy(mustURL("https://api.example.com"), nil, "").realm(); got != "api.example.com" {
-		t.Errorf("realm = %q", got)
-	}
-	if got := newForwardedPolicy(mustURL("https://api.example.com:8443"), nil, "").realm(); got != "api.example.com:8443" {
-		t.Errorf("realm = %q", got)
-	}
+	return p
 }
 
-func TestParseForwarded(t *testing.T) {
-	els := parseForwarded([]string{`for="[2001:db8:cafe::17]:4711";proto=HTTPS;Host="a;b,c"`, `for=192.0.2.43, for=198.51.100.17;by=203.0.113.60`})
-	if len(els) != 3 {
-		t.Fatalf("got %d elements: %v", len(els), els)
+func TestRealm(t *testing.T) {
+	if got := mustPolicy(t, nil, nil, "").realm(); got != "postern" {
+		t.Errorf("realm without public_url = %q", got)
 	}
-	if els[0]["for"] != "[2001:db8:cafe::17]:4711" || els[0]["proto"] != "HTTPS" || els[0]["host"] != "a;b,c" {
-		t.Errorf("element 0 = %v", els[0])
+	if got := mustPolicy(t, mustURL("https://api.example.com"), nil, "").realm(); got != "api.example.com" {
+		t.Errorf("realm = %q", got)
 	}
-	if els[1]["for"] != "192.0.2.43" || els[2]["by"] != "203.0.113.60" {
-		t.Errorf("elements = %v", els)
+	if got := mustPolicy(t, mustURL("https://api.example.com:8443"), nil, "").realm(); got != "api.example.com:8443" {
+		t.Errorf("realm = %q", got)
 	}
 }
 
@@ -247,9 +247,16 @@ func TestClientIP(t *testing.T) {
 		// Untrusted peer: neither family.
 		{"", "192.0.2.1:1", map[string]string{"X-Forwarded-For": "6.6.6.6", "Forwarded": "for=6.6.6.7"}, "192.0.2.1"},
 		{rfc, "192.0.2.1:1", map[string]string{"X-Forwarded-For": "6.6.6.6", "Forwarded": "for=6.6.6.7"}, "192.0.2.1"},
+		// The server's rule (netedge): every hop trusted is the leftmost;
+		// an unnamed hop stops the walk at the last address reached.
+		{"", "10.0.0.1:1", map[string]string{"X-Forwarded-For": "10.0.0.7, 10.0.0.2"}, "10.0.0.7"},
+		{rfc, "10.0.0.1:1", map[string]string{"Forwarded": "for=10.0.0.7, for=10.0.0.2"}, "10.0.0.7"},
+		{"", "10.0.0.1:1", map[string]string{"X-Forwarded-For": "6.6.6.6, unknown, 10.0.0.2"}, "10.0.0.2"},
+		{rfc, "10.0.0.1:1", map[string]string{"Forwarded": `for=6.6.6.6, for=_hidden, for="10.0.0.2"`}, "10.0.0.2"},
+		{rfc, "10.0.0.1:1", map[string]string{"Forwarded": `for=192.0.2.8;host="x, for=10.0.0.3"`}, "192.0.2.8"},
 	}
 	for _, tt := range tests {
-		p := newForwardedPolicy(nil, trusted, tt.header)
+		p := mustPolicy(t, nil, trusted, tt.header)
 		r := httptest.NewRequest(http.MethodGet, "/", nil)
 		r.RemoteAddr = tt.remote
 		for k, v := range tt.hdr {
@@ -345,6 +352,60 @@ func TestForwardedHeaderConfig(t *testing.T) {
 		cfg.ForwardedHeader = v
 		if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "forwarded_header") {
 			t.Errorf("ForwardedHeader %q: err = %v, want a forwarded_header error", v, err)
+		}
+	}
+}
+
+// TestForwardedHostInjection: without public_url the client's Host is
+// copied into Forwarded. A Host whose port (or host) is not one could add
+// parameters or whole elements the backend believes; the gateway refuses
+// it with 400 before proxying, on public and protected routes alike.
+func TestForwardedHostInjection(t *testing.T) {
+	h := newHarness(t, nil)
+	h.f.ccToken("cc", "billing", "read write", time.Now().Add(time.Hour))
+	serve := func(path, host, token string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(http.MethodGet, path, nil)
+		r.Host = host
+		if token != "" {
+			r.Header.Set("Authorization", "Bearer "+token)
+		}
+		w := httptest.NewRecorder()
+		h.gw.ServeHTTP(w, r)
+		return w
+	}
+	for _, host := range []string{
+		"api.example:8080;by=6.6.6.6",
+		"api.example:8080,for=6.6.6.6",
+		"api.example:8080;proto=https",
+		"api.example:8080;host=evil.example",
+		"api.example;host=evil.example",
+		`api.example:8080";by="6.6.6.6`,
+		"api.example:http",
+		"::1",
+	} {
+		for _, route := range []struct{ path, token string }{{"/status", ""}, {"/search/v1/x", "cc"}} {
+			hits := h.backend.hits.Load()
+			w := serve(route.path, host, route.token)
+			if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), `"invalid_request"`) {
+				t.Errorf("Host %q on %s: status %d %s, want 400 invalid_request", host, route.path, w.Code, w.Body)
+			}
+			if h.backend.hits.Load() != hits {
+				t.Errorf("Host %q on %s reached the backend", host, route.path)
+			}
+		}
+	}
+	for host, want := range map[string]string{
+		"api.example:8080": "proto=http;host=api.example;port=8080;prefix=/search/v1",
+		"API.example:80":   "proto=http;host=api.example;prefix=/search/v1",
+		"[::1]:8080":       `proto=http;host="[::1]";port=8080;prefix=/search/v1`,
+	} {
+		w := serve("/search/v1/x", host, "cc")
+		if w.Code != http.StatusOK {
+			t.Fatalf("Host %q: status %d %s", host, w.Code, w.Body)
+		}
+		got := decodeEcho(t, w.Body.Bytes()).Headers.Values("Forwarded")
+		if len(got) != 1 || got[0] != want {
+			t.Errorf("Host %q: upstream Forwarded = %q, want %q", host, got, want)
 		}
 	}
 }

@@ -48,6 +48,10 @@ func New(cfg Config) (*Gateway, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	fwd, err := newForwardedPolicy(cfg.PublicURL, cfg.TrustedProxies, cfg.ForwardedHeader)
+	if err != nil {
+		return nil, fmt.Errorf("gateway config: %w", err)
+	}
 	client := cfg.AuthClient
 	if client == nil {
 		client = newAuthClient()
@@ -55,7 +59,7 @@ func New(cfg Config) (*Gateway, error) {
 	g := &Gateway{
 		log:           log,
 		metrics:       newMetrics(),
-		fwd:           newForwardedPolicy(cfg.PublicURL, cfg.TrustedProxies, cfg.ForwardedHeader),
+		fwd:           fwd,
 		protected:     newProtectedHeaders(cfg.ClaimHeaders),
 		claimHeaders:  map[string]string{},
 		clientTiers:   map[string]*tierState{},
@@ -215,7 +219,18 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request) (label, clientI
 	if rt.StripPrefix && rt.prefix != "/" {
 		routePrefix = rt.prefix
 	}
-	st.forwarded = g.fwd.view(r).header(routePrefix)
+	view, err := g.fwd.view(r)
+	if err != nil {
+		// The Host would be copied into Forwarded; one that is not a host
+		// and a port could add parameters the backend believes.
+		writeError(w, http.StatusBadRequest, "invalid_request", "The Host header is not a valid host and port.")
+		return rt.label, ""
+	}
+	if st.forwarded, err = view.header(routePrefix); err != nil {
+		g.log.Error("cannot write the Forwarded header", "route", rt.label, "error", err)
+		writeError(w, http.StatusInternalServerError, "server_error", "The request cannot be forwarded.")
+		return rt.label, ""
+	}
 
 	tier := rt.tier
 	caller := ""
@@ -262,6 +277,9 @@ func clientLabel(id *Identity) string {
 func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request) (*Identity, bool) {
 	token, err := bearerToken(r)
 	switch {
+	case errors.Is(err, errTwoMethods):
+		g.challenge(w, http.StatusBadRequest, "invalid_request", "Send the token in the Authorization header only, not also as access_token.", "")
+		return nil, false
 	case err != nil:
 		g.challenge(w, http.StatusBadRequest, "invalid_request", "The Authorization header must hold one Bearer token.", "")
 		return nil, false

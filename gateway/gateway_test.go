@@ -650,3 +650,51 @@ func TestClientGoneDuringValidation(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// TestQueryToken: the backend never sees a token. A token in both the
+// Authorization header and the query is two methods (RFC 6750 §2), refused
+// with 400 invalid_request; an access_token query parameter is never
+// passed on, on public routes either.
+func TestQueryToken(t *testing.T) {
+	h := newHarness(t, nil)
+	h.f.ccToken("cc", "billing", "read write", time.Now().Add(time.Hour))
+	const realm = `Bearer realm="postern"`
+	tests := []struct {
+		name      string
+		path      string
+		token     string
+		status    int
+		challenge string
+		query     string // what the backend receives, when proxied
+	}{
+		{name: "header and query", path: "/search/v1/x?access_token=cc", token: "cc", status: 400, challenge: realm + `, error="invalid_request"`},
+		{name: "header and another query token", path: "/search/v1/x?q=1&access_token=other", token: "cc", status: 400, challenge: realm + `, error="invalid_request"`},
+		{name: "header and an encoded name", path: "/search/v1/x?access%5Ftoken=cc", token: "cc", status: 400, challenge: realm + `, error="invalid_request"`},
+		{name: "query alone is no token", path: "/search/v1/x?access_token=cc", status: 401, challenge: realm},
+		{name: "header alone", path: "/search/v1/x?q=tax", token: "cc", status: 200, query: "q=tax"},
+		{name: "public route strips it", path: "/status?q=tax&access_token=cc&r=1", status: 200, query: "q=tax&r=1"},
+		{name: "public route, only the token", path: "/status?access_token=cc", status: 200, query: ""},
+		{name: "public route, header and query", path: "/status?access_token=cc", token: "cc", status: 200, query: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hits := h.backend.hits.Load()
+			resp, body := h.get(t, tt.path, tt.token, nil)
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tt.status, body)
+			}
+			if got := resp.Header.Get("WWW-Authenticate"); got != tt.challenge {
+				t.Errorf("WWW-Authenticate = %q, want %q", got, tt.challenge)
+			}
+			if tt.status != 200 {
+				if h.backend.hits.Load() != hits {
+					t.Error("the refused request reached the backend")
+				}
+				return
+			}
+			if e := decodeEcho(t, body); e.Query != tt.query {
+				t.Errorf("backend query = %q, want %q", e.Query, tt.query)
+			}
+		})
+	}
+}

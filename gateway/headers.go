@@ -134,3 +134,12 @@ func CheckClaimHeader(name string) error {
 }
 
 func quote(s string) string { return `"` + s + `"` }
+
+// isTchar is RFC 7230 §3.2.6 tchar, the characters of a header name.
+func isTchar(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+}

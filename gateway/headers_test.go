@@ -102,26 +102,62 @@ func TestPickClaims(t *testing.T) {
 func TestBearerToken(t *testing.T) {
 	tests := []struct {
 		hdr   []string
+		query string
 		token string
-		err   bool
+		err   error
 	}{
-		{nil, "", false},
-		{[]string{"Bearer abc.DEF-_~+/="}, "abc.DEF-_~+/=", false},
-		{[]string{"bearer abc"}, "abc", false},
-		{[]string{"BEARER  abc"}, "abc", false},
-		{[]string{"Basic dXNlcjpwYXNz"}, "", false},
-		{[]string{"Bearer"}, "", true},
-		{[]string{"Bearer "}, "", true},
-		{[]string{"Bearer a b"}, "", true},
-		{[]string{"Bearer a=b"}, "", true},
-		{[]string{"Bearer a", "Bearer b"}, "", true},
+		{nil, "", "", nil},
+		{[]string{"Bearer abc.DEF-_~+/="}, "", "abc.DEF-_~+/=", nil},
+		{[]string{"bearer abc"}, "q=1", "abc", nil},
+		{[]string{"BEARER  abc"}, "", "abc", nil},
+		{[]string{"Basic dXNlcjpwYXNz"}, "", "", nil},
+		{[]string{"Bearer"}, "", "", errMalformedAuth},
+		{[]string{"Bearer "}, "", "", errMalformedAuth},
+		{[]string{"Bearer a b"}, "", "", errMalformedAuth},
+		{[]string{"Bearer a=b"}, "", "", errMalformedAuth},
+		{[]string{"Bearer a", "Bearer b"}, "", "", errMalformedAuth},
+		// A query token alone is not accepted (nor an error); with a
+		// header token it is a second method (RFC 6750 §2).
+		{nil, "access_token=query", "", nil},
+		{[]string{"Basic dXNlcjpwYXNz"}, "access_token=query", "", nil},
+		{[]string{"Bearer abc"}, "access_token=query", "", errTwoMethods},
+		{[]string{"Bearer abc"}, "access_token=abc", "", errTwoMethods},
+		{[]string{"Bearer abc"}, "q=1;access%5Ftoken=", "", errTwoMethods},
+		{[]string{"Bearer abc"}, "Access_Token", "", errTwoMethods},
+		{[]string{"Bearer abc"}, "x_access_token=1", "abc", nil},
 	}
 	for _, tt := range tests {
-		r, _ := http.NewRequest(http.MethodGet, "http://x/?access_token=query", nil)
+		r, _ := http.NewRequest(http.MethodGet, "http://x/?"+tt.query, nil)
 		r.Header["Authorization"] = tt.hdr
 		tok, err := bearerToken(r)
-		if tok != tt.token || (err != nil) != tt.err {
-			t.Errorf("bearerToken(%q) = %q, %v; want %q, err %v", tt.hdr, tok, err, tt.token, tt.err)
+		if tok != tt.token || err != tt.err {
+			t.Errorf("bearerToken(%q, ?%s) = %q, %v; want %q, %v", tt.hdr, tt.query, tok, err, tt.token, tt.err)
+		}
+	}
+}
+
+func TestWithoutQueryToken(t *testing.T) {
+	for _, tt := range []struct {
+		in, want string
+		found    bool
+	}{
+		{"", "", false},
+		{"q=tax", "q=tax", false},
+		{"q=a%26access_token%3Dx", "q=a%26access_token%3Dx", false},
+		{"x_access_token=1&access_tokens=2", "x_access_token=1&access_tokens=2", false},
+		{"access_token=abc", "", true},
+		{"q=tax&access_token=abc", "q=tax", true},
+		{"access_token=abc&q=tax", "q=tax", true},
+		{"q=1&access_token=a&r=2&access_token=b;s=3", "q=1&r=2;s=3", true},
+		{"q=1;access_token=a", "q=1", true},
+		{"access%5Ftoken=a&q=1", "q=1", true},
+		{"ACCESS_TOKEN=a&q=1", "q=1", true},
+		{"access_token&q=1", "q=1", true},
+		{"&&access_token=a&&q=1", "&&&q=1", true}, // empty members are kept
+	} {
+		got, found := withoutQueryToken(tt.in)
+		if got != tt.want || found != tt.found {
+			t.Errorf("withoutQueryToken(%q) = %q, %v; want %q, %v", tt.in, got, found, tt.want, tt.found)
 		}
 	}
 }

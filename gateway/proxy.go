@@ -78,6 +78,11 @@ func (g *Gateway) rewrite(rt *route) func(*httputil.ProxyRequest) {
 	return func(pr *httputil.ProxyRequest) {
 		st := stateOf(pr.In.Context())
 		out := pr.Out
+		// The gateway takes tokens only from Authorization, but a token in
+		// the query must not reach the backend either (it never sees one),
+		// on public routes too. Removed before SetURL, which appends the
+		// upstream URL's own query.
+		out.URL.RawQuery, _ = withoutQueryToken(out.URL.RawQuery)
 		if rt.StripPrefix {
 			out.URL.Path = stripPrefix(rt.prefix, out.URL.Path)
 			if out.URL.RawPath != "" {

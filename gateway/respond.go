@@ -3,20 +3,37 @@ package gateway
 import (
 	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// errMalformedAuth is an Authorization header the gateway cannot read as
-// one bearer token (RFC 6750 §3.1 invalid_request).
-var errMalformedAuth = errors.New("malformed Authorization header")
+// Requests the gateway cannot read as carrying one bearer token (RFC 6750
+// §3.1 invalid_request).
+var (
+	errMalformedAuth = errors.New("malformed Authorization header")
+	errTwoMethods    = errors.New("bearer token in both the Authorization header and the query")
+)
 
 // bearerToken reads the token from the Authorization header, the only
 // place the gateway accepts one (RFC 6750 §2.1): tokens in query strings
 // end up in logs and Referer headers, and form bodies would have to be
 // read before proxying. "" with a nil error means no bearer credentials.
+// A token in the header and an access_token query parameter as well is
+// two methods, which RFC 6750 §2 forbids; it is refused rather than
+// ignored, since the query copy would otherwise travel on.
 func bearerToken(r *http.Request) (string, error) {
+	tok, err := headerToken(r)
+	if err == nil && tok != "" {
+		if _, found := withoutQueryToken(r.URL.RawQuery); found {
+			return "", errTwoMethods
+		}
+	}
+	return tok, err
+}
+
+func headerToken(r *http.Request) (string, error) {
 	vals := r.Header["Authorization"]
 	if len(vals) == 0 {
 		return "", nil
@@ -33,6 +50,40 @@ func bearerToken(r *http.Request) (string, error) {
 		return "", errMalformedAuth
 	}
 	return tok, nil
+}
+
+// withoutQueryToken removes every access_token parameter (RFC 6750 §2.3)
+// from a raw query, keeping the rest byte for byte. Names are compared
+// after percent-decoding and without case, and ';' separates parameters
+// as well as '&': whichever way a backend framework reads the query, it
+// must not find a token there. found reports whether one was removed.
+func withoutQueryToken(raw string) (rest string, found bool) {
+	var b strings.Builder
+	start := 0
+	for i := 0; i <= len(raw); i++ {
+		if i < len(raw) && raw[i] != '&' && raw[i] != ';' {
+			continue
+		}
+		seg := raw[start:i]
+		name, _, _ := strings.Cut(seg, "=")
+		if dec, err := url.QueryUnescape(name); strings.EqualFold(name, "access_token") || (err == nil && strings.EqualFold(dec, "access_token")) {
+			if !found {
+				found = true
+				b.Grow(len(raw))
+				b.WriteString(raw[:max(start-1, 0)]) // the kept part so far, without this separator
+			}
+		} else if found {
+			if b.Len() > 0 {
+				b.WriteByte(raw[start-1])
+			}
+			b.WriteString(seg)
+		}
+		start = i + 1
+	}
+	if !found {
+		return raw, false
+	}
+	return b.String(), true
 }
 
 // isB64Token is RFC 6750 §2.1 b64token: 1*( ALPHA / DIGIT / "-" / "." /

@@ -9,6 +9,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -27,6 +28,11 @@ var (
 	// ErrUnavailable: the backend cannot be reached just now (a database
 	// that is down or timing out); the request may succeed if retried.
 	ErrUnavailable = errors.New("storage: backend unavailable")
+	// ErrNoSpace: a write failed because the backend's disk or quota is
+	// full; nothing of it was kept, reads still work, and writes work again
+	// once space returns. It wraps ErrUnavailable, so a caller that treats
+	// every unavailable backend alike needs no other case.
+	ErrNoSpace = fmt.Errorf("storage: no space left for writes: %w", ErrUnavailable)
 )
 
 // MaxEventsPerSubject bounds each subject's audit trail in the store.
@@ -60,6 +66,21 @@ type Token struct {
 	Active bool
 	// Data is the caller's serialized request; opaque to the store.
 	Data []byte
+}
+
+// Retry is what a redemption answered, kept next to the redeemed token's
+// used-marker so that the same client presenting the token again within a
+// short window (a lost response, two tabs at once) gets the very same answer
+// instead of tripping reuse detection.
+type Retry struct {
+	// Successor is the signature of the token of the same kind the
+	// redemption issued; once it has been redeemed itself, or is gone, the
+	// retry is void.
+	Successor string
+	// Until ends the window; the record is void after it and swept.
+	Until time.Time
+	// Sealed is the answer, sealed by the caller; opaque to the store.
+	Sealed []byte
 }
 
 // Key is a signing key pair. The private half arrives already encrypted by
@@ -118,10 +139,17 @@ type Store interface {
 	// DeleteToken removes one token; ErrNotFound if absent.
 	DeleteToken(ctx context.Context, kind Kind, signature string) error
 	// Redeem marks an active one-time token used and stores the tokens issued
-	// for it, in one atomic step: of two concurrent redemptions exactly one
-	// succeeds and the other gets ErrInactive (with the record). ErrNotFound
+	// for it, and retry when not nil, in one atomic step: of two concurrent
+	// redemptions exactly one succeeds and the other gets ErrInactive (with
+	// the record), after which the winner's retry is readable. ErrNotFound
 	// if the token does not exist or expired.
-	Redeem(ctx context.Context, kind Kind, signature string, issue []Token) (Token, error)
+	Redeem(ctx context.Context, kind Kind, signature string, issue []Token, retry *Retry) (Token, error)
+	// RetryOf returns the retry stored when the token was redeemed, while it
+	// stands: the token is still on record and redeemed, now is not after
+	// Until, and the successor is on record, unexpired and not redeemed.
+	// Otherwise ErrNotFound; a retry whose window has passed is erased.
+	// Deleting the token (DeleteToken, RevokeGrant, expiry) deletes its retry.
+	RetryOf(ctx context.Context, kind Kind, signature string) (Retry, error)
 	// RevokeGrant deletes every token of a grant at once and reports how many
 	// it removed (zero is not an error).
 	RevokeGrant(ctx context.Context, requestID string) (int, error)
@@ -131,7 +159,7 @@ type Store interface {
 	// indexes, in one read transaction.
 	SubjectTokens(ctx context.Context, subject string) ([]Token, error)
 	ClientTokens(ctx context.Context, clientID string) ([]Token, error)
-	// DeleteExpired removes tokens, one-time markers, login-failure
+	// DeleteExpired removes tokens, retries, one-time markers, login-failure
 	// counters, revoked session IDs and subject sign-out records that
 	// expired before now and reports how many records it removed.
 	DeleteExpired(ctx context.Context, now time.Time) (int, error)

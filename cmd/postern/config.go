@@ -16,6 +16,7 @@ import (
 	"github.com/postern-auth/postern/confjson"
 	"github.com/postern-auth/postern/identity"
 	"github.com/postern-auth/postern/keys"
+	"github.com/postern-auth/postern/netedge"
 	"github.com/postern-auth/postern/samlsp"
 )
 
@@ -199,9 +200,9 @@ func (fc *fileConfig) network(c *Config) error {
 		return confjson.Errorf("forwarded_header", "expected %q (X-Forwarded-For) or %q (RFC 7239), got %q", authz.HeaderXForwardedFor, authz.HeaderForwarded, fc.ForwardedHeader)
 	}
 	for i, p := range fc.TrustedProxies {
-		prefix, err := parsePrefix(p)
+		prefix, err := netedge.ParsePrefix(p)
 		if err != nil {
-			return confjson.Errorf(fmt.Sprintf("trusted_proxies[%d]", i), "%q is not an IP address or CIDR prefix", p)
+			return confjson.Errorf(fmt.Sprintf("trusted_proxies[%d]", i), "%v", err)
 		}
 		c.TrustedProxies = append(c.TrustedProxies, prefix)
 	}
@@ -277,16 +278,4 @@ func validateStore(s string) error {
 		return errors.New("the postgres URL names no host")
 	}
 	return nil
-}
-
-// parsePrefix takes a CIDR prefix or a single address.
-func parsePrefix(s string) (netip.Prefix, error) {
-	if p, err := netip.ParsePrefix(s); err == nil {
-		return p.Masked(), nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
 }

@@ -195,6 +195,8 @@ func TestParseConfigErrors(t *testing.T) {
 			want: `config: tls: load certificate: open /nonexistent/c.pem: no such file or directory`},
 		{name: "bad trusted proxy", config: `{"trusted_proxies": ["10.0.0.0/8", "lb.internal"]}`,
 			want: `config: trusted_proxies[1]: "lb.internal" is not an IP address or CIDR prefix`},
+		{name: "trusted proxy with host bits", config: `{"trusted_proxies": ["10.1.2.3/8"]}`,
+			want: `config: trusted_proxies[0]: "10.1.2.3/8" has host bits set; did you mean 10.0.0.0/8?`},
 		{name: "unknown auth method", config: secondClient(`{"client_id": "web", "token_endpoint_auth_method": "client_secret_jwt", ` + cc + `}`),
 			want: `config: clients[1].token_endpoint_auth_method: unknown method "client_secret_jwt" (want client_secret_basic, client_secret_post, private_key_jwt or none)`},
 		{name: "private_key_jwt without keys", config: secondClient(`{"client_id": "web", "token_endpoint_auth_method": "private_key_jwt", ` + cc + `}`),
@@ -850,7 +852,7 @@ const (
 )
 
 func TestTrustedProxies(t *testing.T) {
-	cfg, err := parseConfig([]byte(`{"trusted_proxies": ["10.1.2.3/8", "192.0.2.7", "2001:db8::/32"]}`), func(string) string { return "" })
+	cfg, err := parseConfig([]byte(`{"trusted_proxies": ["10.0.0.0/8", "192.0.2.7", "2001:db8::/32", "::ffff:198.51.100.0/120"]}`), func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -858,7 +860,7 @@ func TestTrustedProxies(t *testing.T) {
 	for _, p := range cfg.TrustedProxies {
 		got = append(got, p.String())
 	}
-	if want := "10.0.0.0/8 192.0.2.7/32 2001:db8::/32"; strings.Join(got, " ") != want {
+	if want := "10.0.0.0/8 192.0.2.7/32 2001:db8::/32 198.51.100.0/24"; strings.Join(got, " ") != want {
 		t.Errorf("trusted proxies = %v, want %s", got, want)
 	}
 }

@@ -15,6 +15,8 @@
 //	subjects  lp(subject) + tk                    → ∅ (empty subject not indexed)
 //	clients   lp(clientID) + tk                   → ∅ (empty client not indexed)
 //	expiry    be64(ExpiresAt nanos) + tk          → ∅
+//	retry     tk (of the redeemed token)          → encoded Retry
+//	retryexp  be64(Until nanos) + tk              → ∅
 //	once      lp(namespace) + id                  → be64(exp nanos)
 //	onceexp   be64(exp nanos) + lp(namespace) + id → ∅
 //	keys      Key.ID                              → encoded Key
@@ -29,7 +31,7 @@
 //	meta      "schema"                            → schema version
 //
 // Listing an owner's tokens is a cursor Seek on lp(owner) in its index plus
-// one Get per token; DeleteExpired walks expiry, onceexp, loginexp,
+// one Get per token; DeleteExpired walks expiry, retryexp, onceexp, loginexp,
 // sessrevexp and subjendexp from the start up to now; ListEvents walks
 // events backwards from the end of lp(subject).
 // Every index entry is written and removed in the same transaction as its
@@ -44,6 +46,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -75,10 +78,14 @@ var (
 	bucketSessRevExp = []byte("sessrevexp")
 	bucketSubjEnd    = []byte("subjend")
 	bucketSubjEndExp = []byte("subjendexp")
+	// Likewise, added with the refresh retry window.
+	bucketRetry    = []byte("retry")
+	bucketRetryExp = []byte("retryexp")
 
 	allBuckets = [][]byte{bucketTokens, bucketGrants, bucketSubjects, bucketClients, bucketExpiry,
 		bucketOnce, bucketOnceExp, bucketKeys, bucketEvents, bucketMeta, bucketConsents,
-		bucketLoginFail, bucketLoginExp, bucketSessRev, bucketSessRevExp, bucketSubjEnd, bucketSubjEndExp}
+		bucketLoginFail, bucketLoginExp, bucketSessRev, bucketSessRevExp, bucketSubjEnd, bucketSubjEndExp,
+		bucketRetry, bucketRetryExp}
 
 	metaSchema = []byte("schema")
 )
@@ -169,7 +176,7 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	if err := db.Update(initBuckets); err != nil {
 		_ = db.Close()
-		return nil, fmt.Errorf("open store %s: %w", path, err)
+		return nil, fmt.Errorf("open store %s: %w", path, writeErr(err))
 	}
 
 	db.MaxBatchDelay = batchDelay
@@ -291,7 +298,7 @@ func (s *Store) batch(ctx context.Context, fn func(*bbolt.Tx) error) error {
 		return outcome
 	})
 	if err != nil {
-		return err
+		return writeErr(err)
 	}
 	return outcome
 }
@@ -303,5 +310,21 @@ func (s *Store) update(ctx context.Context, fn func(*bbolt.Tx) error) error {
 		return err
 	}
 	defer s.leave()
-	return s.db.Update(fn)
+	return writeErr(s.db.Update(fn))
+}
+
+// writeErr tells a full disk from other failed writes. Out of space or
+// quota (ENOSPC, EDQUOT) becomes storage.ErrNoSpace, which every caller
+// treats as a backend that is briefly unavailable: bbolt has rolled the
+// transaction back, nothing of it is on disk, and the same write succeeds
+// once space returns, with no restart. Other failures (EIO, a file system
+// remounted read-only) keep their own error: they need an operator, not a
+// retry. (A failed file grow reaches us as text, bbolt formats it with %s;
+// but growing a file allocates no blocks on Linux file systems, so a full
+// disk shows in the page writes that follow, which keep their errno.)
+func writeErr(err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return fmt.Errorf("%w: %w", storage.ErrNoSpace, err)
+	}
+	return err
 }

@@ -401,7 +401,7 @@ func BenchmarkRedeemContended(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			i := seq.Add(1)
-			_, err := s.Redeem(b.Context(), code.Kind, code.Signature, []storage.Token{testToken(fmt.Sprintf("at-%d", i), "alice", exp)})
+			_, err := s.Redeem(b.Context(), code.Kind, code.Signature, []storage.Token{testToken(fmt.Sprintf("at-%d", i), "alice", exp)}, nil)
 			switch {
 			case err == nil:
 				wins.Add(1)
@@ -413,5 +413,52 @@ func BenchmarkRedeemContended(b *testing.B) {
 	})
 	if wins.Load() != 1 {
 		b.Fatalf("%d redemptions succeeded", wins.Load())
+	}
+}
+
+// A store written before the refresh retry window (testdata/before-retry.bolt,
+// made by the postern of 2026-12-06 with a token, a redeemed refresh token and
+// its successors, and an event) opens, keeps everything, and takes retries.
+func TestOpenStoreFromBeforeRetries(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("testdata", "before-retry.bolt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "postern.db")
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := openTest(t, path, Options{})
+	defer closeTest(t, s)
+	ctx := t.Context()
+	for _, sig := range []string{"at-1", "at-2"} {
+		if _, err := s.GetToken(ctx, storage.AccessToken, sig); err != nil {
+			t.Errorf("GetToken(%s): %v", sig, err)
+		}
+	}
+	if _, err := s.GetToken(ctx, storage.RefreshToken, "rt-1"); !errors.Is(err, storage.ErrInactive) {
+		t.Errorf("GetToken(rt-1) = %v, want ErrInactive (redeemed before the upgrade)", err)
+	}
+	if _, err := s.RetryOf(ctx, storage.RefreshToken, "rt-1"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("RetryOf(rt-1) = %v, want ErrNotFound (redeemed without a retry)", err)
+	}
+	if evs, err := s.ListEvents(ctx, "alice", 10); err != nil || len(evs) != 1 {
+		t.Errorf("ListEvents = %d events, %v; want the one from before", len(evs), err)
+	}
+	exp := time.Now().Add(time.Hour)
+	next := testToken("rt-3", "alice", exp)
+	next.Kind, next.RequestID = storage.RefreshToken, "grant-1"
+	r := &storage.Retry{Successor: "rt-3", Until: time.Now().Add(time.Minute), Sealed: []byte("answer")}
+	if _, err := s.Redeem(ctx, storage.RefreshToken, "rt-2", []storage.Token{next}, r); err != nil {
+		t.Fatalf("Redeem with retry on an upgraded store: %v", err)
+	}
+	if got, err := s.RetryOf(ctx, storage.RefreshToken, "rt-2"); err != nil || string(got.Sealed) != "answer" {
+		t.Errorf("RetryOf(rt-2) = %q, %v; want the stored answer", got.Sealed, err)
+	}
+	if n, err := s.RevokeGrant(ctx, "grant-1"); err != nil || n != 5 {
+		t.Errorf("RevokeGrant = %d, %v; want the 5 tokens of the grant", n, err)
+	}
+	if _, err := s.RetryOf(ctx, storage.RefreshToken, "rt-2"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("RetryOf after RevokeGrant = %v, want ErrNotFound", err)
 	}
 }

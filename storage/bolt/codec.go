@@ -176,6 +176,25 @@ func decodeToken(key, val []byte) (storage.Token, error) {
 	return t, nil
 }
 
+func encodeRetry(r storage.Retry) []byte {
+	e := encoder{buf: make([]byte, 0, 24+len(r.Successor)+len(r.Sealed))}
+	e.buf = append(e.buf, formatV1)
+	e.string(r.Successor)
+	e.time(r.Until)
+	e.bytes(r.Sealed)
+	return e.buf
+}
+
+func decodeRetry(val []byte) (storage.Retry, error) {
+	d := decoder{buf: val}
+	d.version()
+	r := storage.Retry{Successor: d.string(), Until: d.time(), Sealed: d.bytes()}
+	if err := d.finish(); err != nil {
+		return storage.Retry{}, fmt.Errorf("retry: %w", err)
+	}
+	return r, nil
+}
+
 func encodeKey(k storage.Key) []byte {
 	e := encoder{buf: []byte{formatV1}}
 	e.string(k.ID)

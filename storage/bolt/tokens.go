@@ -19,6 +19,7 @@ const sweepChunk = 1000
 
 type tokenBuckets struct {
 	tokens, grants, subjects, clients, expiry *bbolt.Bucket
+	retry, retryExp                           *bbolt.Bucket
 }
 
 func openTokenBuckets(tx *bbolt.Tx) tokenBuckets {
@@ -28,6 +29,8 @@ func openTokenBuckets(tx *bbolt.Tx) tokenBuckets {
 		subjects: tx.Bucket(bucketSubjects),
 		clients:  tx.Bucket(bucketClients),
 		expiry:   tx.Bucket(bucketExpiry),
+		retry:    tx.Bucket(bucketRetry),
+		retryExp: tx.Bucket(bucketRetryExp),
 	}
 }
 
@@ -81,12 +84,31 @@ func (b tokenBuckets) put(p prepared) error {
 	return b.index(p.key, p.t, func(bk *bbolt.Bucket, k []byte) error { return bk.Put(k, nil) })
 }
 
-// remove deletes the token under key and its index entries.
+// remove deletes the token under key, its index entries and its retry.
 func (b tokenBuckets) remove(key []byte, t storage.Token) error {
 	if err := b.tokens.Delete(key); err != nil {
 		return err
 	}
+	if err := b.removeRetry(key); err != nil {
+		return err
+	}
 	return b.index(key, t, (*bbolt.Bucket).Delete)
+}
+
+// removeRetry deletes the retry stored under the token key, if any.
+func (b tokenBuckets) removeRetry(key []byte) error {
+	v := b.retry.Get(key)
+	if v == nil {
+		return nil
+	}
+	r, err := decodeRetry(v)
+	if err != nil {
+		return err
+	}
+	if err := b.retry.Delete(key); err != nil {
+		return err
+	}
+	return b.retryExp.Delete(timeKey(r.Until, key))
 }
 
 // index applies op to every index entry of t; put and remove share it so
@@ -189,8 +211,15 @@ func (s *Store) DeleteToken(ctx context.Context, kind storage.Kind, signature st
 
 // Redeem implements storage.Store. The returned record is as stored after
 // the call: Active is false both on success and with ErrInactive.
-func (s *Store) Redeem(ctx context.Context, kind storage.Kind, signature string, issue []storage.Token) (storage.Token, error) {
+func (s *Store) Redeem(ctx context.Context, kind storage.Kind, signature string, issue []storage.Token, retry *storage.Retry) (storage.Token, error) {
 	key := tokenKey(kind, signature)
+	var retryVal []byte
+	if retry != nil {
+		if retry.Successor == "" {
+			return storage.Token{}, fmt.Errorf("redeem %s token: retry without a successor", kind)
+		}
+		retryVal = encodeRetry(*retry)
+	}
 	issued := make([]prepared, len(issue))
 	for i, t := range issue {
 		p, err := prepare(t)
@@ -248,6 +277,19 @@ func (s *Store) Redeem(ctx context.Context, kind storage.Kind, signature string,
 				return err
 			}
 		}
+		if retry != nil {
+			// A retry left over from an older postern that swept nothing
+			// must not shadow this one's index entry.
+			if err := b.removeRetry(key); err != nil {
+				return err
+			}
+			if err := b.retry.Put(key, retryVal); err != nil {
+				return err
+			}
+			if err := b.retryExp.Put(timeKey(retry.Until, key), nil); err != nil {
+				return err
+			}
+		}
 		rec = t
 		return nil
 	})
@@ -259,6 +301,74 @@ func (s *Store) Redeem(ctx context.Context, kind storage.Kind, signature string,
 		return storage.Token{}, fmt.Errorf("redeem %s token: %w", kind, err)
 	}
 	return rec, nil
+}
+
+// RetryOf implements storage.Store.
+func (s *Store) RetryOf(ctx context.Context, kind storage.Kind, signature string) (storage.Retry, error) {
+	key := tokenKey(kind, signature)
+	now := s.now()
+	var r storage.Retry
+	var lapsed bool
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		b := openTokenBuckets(tx)
+		v := b.retry.Get(key)
+		if v == nil {
+			return storage.ErrNotFound
+		}
+		var err error
+		if r, err = decodeRetry(v); err != nil {
+			return err
+		}
+		if r.Until.Before(now) {
+			lapsed = true
+			return storage.ErrNotFound
+		}
+		return retryStands(b, key, kind, r.Successor, now)
+	})
+	if lapsed {
+		// Erased on read as well as by the sweeper: the sealed answer holds
+		// live tokens and has no reason to outlast its window.
+		_ = s.batch(context.WithoutCancel(ctx), func(tx *bbolt.Tx) error {
+			b := openTokenBuckets(tx)
+			if v := b.retry.Get(key); v != nil {
+				if cur, err := decodeRetry(v); err == nil && cur.Until.Before(now) {
+					return b.removeRetry(key)
+				}
+			}
+			return nil
+		})
+	}
+	if err != nil {
+		return storage.Retry{}, fmt.Errorf("retry of %s token: %w", kind, err)
+	}
+	return r, nil
+}
+
+// retryStands checks the two tokens a retry depends on: the redeemed one
+// (still on record and redeemed) and its successor (unexpired, not redeemed).
+func retryStands(b tokenBuckets, key []byte, kind storage.Kind, successor string, now time.Time) error {
+	v := b.tokens.Get(key)
+	if v == nil {
+		return storage.ErrNotFound
+	}
+	t, err := decodeToken(key, v)
+	if err != nil {
+		return err
+	}
+	if t.Active || isExpired(t, now) {
+		return storage.ErrNotFound
+	}
+	skey := tokenKey(kind, successor)
+	if v = b.tokens.Get(skey); v == nil {
+		return storage.ErrNotFound
+	}
+	if t, err = decodeToken(skey, v); err != nil {
+		return err
+	}
+	if !t.Active || isExpired(t, now) {
+		return storage.ErrNotFound
+	}
+	return nil
 }
 
 // RevokeGrant implements storage.Store. The count includes expired records
@@ -367,7 +477,7 @@ func (s *Store) list(ctx context.Context, index []byte, owner string) ([]storage
 // removed so far with ctx's error.
 func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int, error) {
 	total := 0
-	for _, sweep := range []func(*bbolt.Tx, time.Time) (int, error){sweepTokens, sweepOnce, sweepLoginFailures,
+	for _, sweep := range []func(*bbolt.Tx, time.Time) (int, error){sweepTokens, sweepRetries, sweepOnce, sweepLoginFailures,
 		sweepRevokedSessions, sweepSubjectEnds} {
 		for {
 			var n int
@@ -414,6 +524,20 @@ func sweepTokens(tx *bbolt.Tx, now time.Time) (int, error) {
 			return 0, err
 		}
 		if err := b.remove(key, t); err != nil {
+			return 0, err
+		}
+	}
+	return len(keys), nil
+}
+
+func sweepRetries(tx *bbolt.Tx, now time.Time) (int, error) {
+	b := openTokenBuckets(tx)
+	keys := expiredKeys(b.retryExp, now)
+	for _, k := range keys {
+		if err := b.retry.Delete(k[8:]); err != nil {
+			return 0, err
+		}
+		if err := b.retryExp.Delete(k); err != nil {
 			return 0, err
 		}
 	}

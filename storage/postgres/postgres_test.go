@@ -243,7 +243,7 @@ func TestRedeemRaceAcrossPools(t *testing.T) {
 			next.RequestID = rt.RequestID
 			wg.Go(func() {
 				<-start
-				_, errs[i] = s.Redeem(t.Context(), rt.Kind, rt.Signature, []storage.Token{next})
+				_, errs[i] = s.Redeem(t.Context(), rt.Kind, rt.Signature, []storage.Token{next}, nil)
 			})
 		}
 		close(start)
@@ -441,7 +441,7 @@ func TestUnavailable(t *testing.T) {
 			t.Errorf("%s: GetToken took %v, want about the %v bound", what, took, bound)
 		}
 		start = time.Now()
-		_, err = s.Redeem(t.Context(), storage.RefreshToken, "x", nil)
+		_, err = s.Redeem(t.Context(), storage.RefreshToken, "x", nil, nil)
 		if !errors.Is(err, storage.ErrUnavailable) || time.Since(start) > bound+time.Second {
 			t.Errorf("%s: Redeem = %v after %v, want ErrUnavailable within the bound", what, err, time.Since(start))
 		}

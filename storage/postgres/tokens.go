@@ -121,8 +121,11 @@ func (s *Store) DeleteToken(ctx context.Context, kind storage.Kind, signature st
 // waits for this one to commit and then finds the token used. The returned
 // record is as stored after the call: Active is false both on success and
 // with ErrInactive.
-func (s *Store) Redeem(ctx context.Context, kind storage.Kind, signature string, issue []storage.Token) (storage.Token, error) {
+func (s *Store) Redeem(ctx context.Context, kind storage.Kind, signature string, issue []storage.Token, retry *storage.Retry) (storage.Token, error) {
 	what := fmt.Sprintf("redeem %s token", kind)
+	if retry != nil && retry.Successor == "" {
+		return storage.Token{}, fmt.Errorf("%s: retry without a successor", what)
+	}
 	for _, t := range issue {
 		if err := checkKey(t); err != nil {
 			return storage.Token{}, fmt.Errorf("%s: issue: %w", what, err)
@@ -157,6 +160,13 @@ func (s *Store) Redeem(ctx context.Context, kind storage.Kind, signature string,
 			b.Queue(insertToken, insertArgs(it, now)...)
 		}
 		b.Queue(`UPDATE tokens SET active = false WHERE kind = $1 AND signature = $2`, string(kind), bin(signature))
+		if retry != nil {
+			// A row left by an expired token that once held this key is
+			// replaced, like the token row itself.
+			b.Queue(`INSERT INTO token_retries (kind, signature, successor, expires_ns, sealed) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (kind, signature) DO UPDATE SET successor = excluded.successor, expires_ns = excluded.expires_ns, sealed = excluded.sealed`,
+				string(kind), bin(signature), bin(retry.Successor), nanos(retry.Until), retry.Sealed)
+		}
 		res := tx.SendBatch(bctx, &b)
 		for range issue {
 			tag, err := res.Exec()
@@ -173,6 +183,12 @@ func (s *Store) Redeem(ctx context.Context, kind storage.Kind, signature string,
 			_ = res.Close()
 			return err
 		}
+		if retry != nil {
+			if _, err := res.Exec(); err != nil {
+				_ = res.Close()
+				return err
+			}
+		}
 		if err := res.Close(); err != nil {
 			return err
 		}
@@ -187,6 +203,35 @@ func (s *Store) Redeem(ctx context.Context, kind storage.Kind, signature string,
 		return storage.Token{}, s.fail(ctx, what, err)
 	}
 	return rec, nil
+}
+
+// RetryOf implements storage.Store, in one statement that also checks the
+// redeemed token and its successor.
+func (s *Store) RetryOf(ctx context.Context, kind storage.Kind, signature string) (storage.Retry, error) {
+	what := fmt.Sprintf("retry of %s token", kind)
+	now := s.nowNanos()
+	bctx, cancel := s.bound(ctx)
+	defer cancel()
+	var r storage.Retry
+	var until int64
+	err := s.pool.QueryRow(bctx, `SELECT r.successor, r.expires_ns, r.sealed FROM token_retries r
+JOIN tokens t ON t.kind = r.kind AND t.signature = r.signature
+JOIN tokens n ON n.kind = r.kind AND n.signature = r.successor
+WHERE r.kind = $1 AND r.signature = $2 AND r.expires_ns >= $3
+    AND NOT t.active AND t.expires_ns >= $3 AND n.active AND n.expires_ns >= $3`,
+		string(kind), bin(signature), now).Scan((*bin)(&r.Successor), &until, &r.Sealed)
+	if errors.Is(err, pgx.ErrNoRows) {
+		// Erased on read as well as by the sweeper: the sealed answer holds
+		// live tokens and has no reason to outlast its window.
+		_, _ = s.pool.Exec(bctx, `DELETE FROM token_retries WHERE kind = $1 AND signature = $2 AND expires_ns < $3`,
+			string(kind), bin(signature), now)
+		return storage.Retry{}, s.fail(ctx, what, storage.ErrNotFound)
+	}
+	if err != nil {
+		return storage.Retry{}, s.fail(ctx, what, err)
+	}
+	r.Until = fromNanos(until)
+	return r, nil
 }
 
 // RevokeGrant implements storage.Store. The count includes expired records
@@ -246,7 +291,7 @@ func (s *Store) list(ctx context.Context, column, owner, what string) ([]storage
 // between chunks it returns what it removed so far with ctx's error.
 func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int, error) {
 	total := 0
-	for _, table := range []string{"tokens", "once", "login_failures", "revoked_sessions", "subject_sessions_ended"} {
+	for _, table := range []string{"tokens", "token_retries", "once", "login_failures", "revoked_sessions", "subject_sessions_ended"} {
 		key := "kind, signature"
 		switch table {
 		case "once":

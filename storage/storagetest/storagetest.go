@@ -48,6 +48,12 @@ func RunTests(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"RedeemMissingOrExpired", testRedeemMissingOrExpired},
 		{"RedeemCollisionChangesNothing", testRedeemCollision},
 		{"RedeemConcurrent", testRedeemConcurrent},
+		{"RetryRoundTrip", testRetryRoundTrip},
+		{"RetryWithoutOne", testRetryWithoutOne},
+		{"RetryVoidWithSuccessor", testRetryVoidWithSuccessor},
+		{"RetryDiesWithGrant", testRetryDiesWithGrant},
+		{"RetryWindowEnds", testRetryWindowEnds},
+		{"RetryConcurrent", testRetryConcurrent},
 		{"CreateTokenConcurrent", testCreateTokenConcurrent},
 		{"RevokeGrant", testRevokeGrant},
 		{"GrantTokens", testGrantTokens},
@@ -351,7 +357,7 @@ func testRedeem(t *testing.T, s storage.Store) {
 		tok(storage.AccessToken, "at", "req-1", "client-1", "alice"),
 		tok(storage.RefreshToken, "rt", "req-1", "client-1", "alice"),
 	}
-	got, err := s.Redeem(t.Context(), code.Kind, code.Signature, issue)
+	got, err := s.Redeem(t.Context(), code.Kind, code.Signature, issue, nil)
 	if err != nil {
 		t.Fatalf("Redeem: %v", err)
 	}
@@ -374,7 +380,7 @@ func testRedeem(t *testing.T, s storage.Store) {
 
 	// Redeeming with nothing to issue is allowed.
 	rt := issue[1]
-	if _, err := s.Redeem(t.Context(), rt.Kind, rt.Signature, nil); err != nil {
+	if _, err := s.Redeem(t.Context(), rt.Kind, rt.Signature, nil, nil); err != nil {
 		t.Fatalf("Redeem(no issue): %v", err)
 	}
 	_, err = s.GetToken(t.Context(), rt.Kind, rt.Signature)
@@ -385,11 +391,11 @@ func testRedeemTwice(t *testing.T, s storage.Store) {
 	rt := tok(storage.RefreshToken, "rt", "req-1", "client-1", "alice")
 	mustCreate(t, s, rt)
 	if _, err := s.Redeem(t.Context(), rt.Kind, rt.Signature,
-		[]storage.Token{tok(storage.RefreshToken, "rt-2", "req-1", "client-1", "alice")}); err != nil {
+		[]storage.Token{tok(storage.RefreshToken, "rt-2", "req-1", "client-1", "alice")}, nil); err != nil {
 		t.Fatalf("first Redeem: %v", err)
 	}
 	replayed := tok(storage.RefreshToken, "rt-replay", "req-1", "client-1", "alice")
-	got, err := s.Redeem(t.Context(), rt.Kind, rt.Signature, []storage.Token{replayed})
+	got, err := s.Redeem(t.Context(), rt.Kind, rt.Signature, []storage.Token{replayed}, nil)
 	wantErr(t, "second Redeem", err, storage.ErrInactive)
 	used := rt
 	used.Active = false
@@ -399,19 +405,19 @@ func testRedeemTwice(t *testing.T, s storage.Store) {
 
 func testRedeemMissingOrExpired(t *testing.T, s storage.Store) {
 	issued := tok(storage.AccessToken, "at", "req-1", "client-1", "alice")
-	_, err := s.Redeem(t.Context(), storage.AuthorizationCode, "missing", []storage.Token{issued})
+	_, err := s.Redeem(t.Context(), storage.AuthorizationCode, "missing", []storage.Token{issued}, nil)
 	wantErr(t, "Redeem(missing)", err, storage.ErrNotFound)
 
 	old := expired(tok(storage.AuthorizationCode, "old", "req-1", "client-1", "alice"))
 	mustCreate(t, s, old)
-	_, err = s.Redeem(t.Context(), old.Kind, old.Signature, []storage.Token{issued})
+	_, err = s.Redeem(t.Context(), old.Kind, old.Signature, []storage.Token{issued}, nil)
 	wantErr(t, "Redeem(expired)", err, storage.ErrNotFound)
 	checkMissing(t, s, issued.Kind, issued.Signature)
 
 	// Same signature, other kind: still missing.
 	code := tok(storage.AuthorizationCode, "code", "req-1", "client-1", "alice")
 	mustCreate(t, s, code)
-	_, err = s.Redeem(t.Context(), storage.RefreshToken, code.Signature, []storage.Token{issued})
+	_, err = s.Redeem(t.Context(), storage.RefreshToken, code.Signature, []storage.Token{issued}, nil)
 	wantErr(t, "Redeem(wrong kind)", err, storage.ErrNotFound)
 	checkGet(t, s, code)
 	checkMissing(t, s, issued.Kind, issued.Signature)
@@ -424,14 +430,14 @@ func testRedeemCollision(t *testing.T, s storage.Store) {
 
 	fresh := tok(storage.RefreshToken, "fresh", "req-1", "client-1", "alice")
 	clash := tok(storage.AccessToken, "taken", "req-1", "client-1", "alice")
-	_, err := s.Redeem(t.Context(), code.Kind, code.Signature, []storage.Token{fresh, clash})
+	_, err := s.Redeem(t.Context(), code.Kind, code.Signature, []storage.Token{fresh, clash}, nil)
 	wantErr(t, "Redeem(colliding issue)", err, storage.ErrAlreadyExists)
 	checkGet(t, s, code) // still active
 	checkGet(t, s, taken)
 	checkMissing(t, s, fresh.Kind, fresh.Signature)
 
 	// Two issued tokens with the same key collide with each other.
-	_, err = s.Redeem(t.Context(), code.Kind, code.Signature, []storage.Token{fresh, fresh})
+	_, err = s.Redeem(t.Context(), code.Kind, code.Signature, []storage.Token{fresh, fresh}, nil)
 	wantErr(t, "Redeem(duplicate issue)", err, storage.ErrAlreadyExists)
 	checkGet(t, s, code)
 	checkMissing(t, s, fresh.Kind, fresh.Signature)
@@ -441,7 +447,7 @@ func testRedeemCollision(t *testing.T, s storage.Store) {
 	checkList(t, "GrantTokens", list, err, code)
 
 	// The code is still redeemable.
-	if _, err := s.Redeem(t.Context(), code.Kind, code.Signature, []storage.Token{fresh}); err != nil {
+	if _, err := s.Redeem(t.Context(), code.Kind, code.Signature, []storage.Token{fresh}, nil); err != nil {
 		t.Fatalf("Redeem after collision: %v", err)
 	}
 	checkGet(t, s, fresh)
@@ -461,7 +467,7 @@ func testRedeemConcurrent(t *testing.T, s storage.Store) {
 		issued[i] = tok(storage.AccessToken, fmt.Sprintf("at-%d", i), "req-1", "client-1", "alice")
 		wg.Go(func() {
 			<-start
-			recs[i], errs[i] = s.Redeem(t.Context(), code.Kind, code.Signature, []storage.Token{issued[i]})
+			recs[i], errs[i] = s.Redeem(t.Context(), code.Kind, code.Signature, []storage.Token{issued[i]}, nil)
 		})
 	}
 	close(start)
@@ -544,7 +550,7 @@ func testRevokeGrant(t *testing.T, s storage.Store) {
 	mustCreate(t, s, code, pkce)
 	at := tok(storage.AccessToken, "at-a", "grant-a", "client-1", "alice")
 	rt := tok(storage.RefreshToken, "rt-a", "grant-a", "client-1", "alice")
-	if _, err := s.Redeem(t.Context(), code.Kind, code.Signature, []storage.Token{at, rt}); err != nil {
+	if _, err := s.Redeem(t.Context(), code.Kind, code.Signature, []storage.Token{at, rt}, nil); err != nil {
 		t.Fatalf("Redeem: %v", err)
 	}
 	// Same subject and client, another grant; and a grant whose ID has
@@ -592,7 +598,7 @@ func testGrantTokens(t *testing.T, s storage.Store) {
 	code := tok(storage.AuthorizationCode, "code", "grant-a", "client-1", "alice")
 	mustCreate(t, s, code)
 	at := tok(storage.AccessToken, "at", "grant-a", "client-1", "alice")
-	if _, err := s.Redeem(t.Context(), code.Kind, code.Signature, []storage.Token{at}); err != nil {
+	if _, err := s.Redeem(t.Context(), code.Kind, code.Signature, []storage.Token{at}, nil); err != nil {
 		t.Fatalf("Redeem: %v", err)
 	}
 	used := code
