@@ -151,6 +151,7 @@ var eventText = map[string]string{
 	"consent_revoked":          "You removed the remembered permission of %s",
 	"refresh_token_reuse":      "A refresh token of %s was used twice; we signed the app out to be safe",
 	"authorization_code_reuse": "A sign-in code of %s was used twice; we revoked the app's access to be safe",
+	"refresh_retried":          "%s repeated a refresh it had lost the answer to and was given the same tokens again",
 	"saml_login_failed":        "A single sign-on response naming you was refused",
 }
 

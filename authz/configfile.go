@@ -18,6 +18,8 @@ type TokensFileConfig struct {
 	ImplicitAccessTokenTTL confjson.Duration `json:"implicit_access_token_ttl"`
 	RefreshTokenTTL        confjson.Duration `json:"refresh_token_ttl"`
 	AuthorizationCodeTTL   confjson.Duration `json:"authorization_code_ttl"`
+	// A pointer: "0s" (strict one-time refresh) differs from absent.
+	RefreshRetryWindow *confjson.Duration `json:"refresh_retry_window"`
 }
 
 // LoginFileConfig is the login block as written in the server's file.
@@ -32,8 +34,11 @@ const (
 	DefaultRefreshTTL  = 720 * time.Hour
 	DefaultCodeTTL     = 10 * time.Minute
 	DefaultSessionTTL  = 8 * time.Hour
-	maxImplicitTTL     = 24 * time.Hour
-	maxCodeTTL         = time.Hour
+	// DefaultRefreshRetryWindow covers a response lost on a flaky network
+	// and two tabs refreshing at once; a retry comes within seconds.
+	DefaultRefreshRetryWindow = 30 * time.Second
+	maxImplicitTTL            = 24 * time.Hour
+	maxCodeTTL                = time.Hour
 )
 
 // ParseTokensConfig reads the tokens block raw (absent: all defaults) at
@@ -84,6 +89,15 @@ func (t TokensFileConfig) lifetimes(path string) (lt clients.Lifetimes, err erro
 	}
 	if lt.AuthorizationCode > maxCodeTTL {
 		return lt, confjson.Errorf(path+".authorization_code_ttl", "%s is too long; codes must be short-lived (at most 1h)", lt.AuthorizationCode)
+	}
+	// The default never outlasts half an access token: a retry must hand
+	// back a token that is still good.
+	lt.RefreshRetryWindow = min(DefaultRefreshRetryWindow, lt.AccessToken/2)
+	if t.RefreshRetryWindow != nil {
+		lt.RefreshRetryWindow = t.RefreshRetryWindow.Duration
+		if err := clients.CheckRefreshRetryWindow(lt.RefreshRetryWindow, lt.AccessToken); err != nil {
+			return lt, confjson.Errorf(path+".refresh_retry_window", "%v", err)
+		}
 	}
 	return lt, nil
 }

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -52,7 +53,7 @@ type ctlFixture struct {
 }
 
 func ctlLifetimes() clients.Lifetimes {
-	return clients.Lifetimes{AccessToken: time.Hour, ImplicitAccessToken: 30 * time.Minute, RefreshToken: 24 * time.Hour, AuthorizationCode: 10 * time.Minute}
+	return clients.Lifetimes{AccessToken: time.Hour, ImplicitAccessToken: 30 * time.Minute, RefreshToken: 24 * time.Hour, AuthorizationCode: 10 * time.Minute, RefreshRetryWindow: 30 * time.Second}
 }
 
 // ctlClients are the clients of the controls fixture. Trusted clients skip
@@ -112,6 +113,7 @@ func (f *ctlFixture) newServer(t *testing.T, cs []*clients.Client) *Server {
 		}, identity.NewThrottle(identity.ThrottleOptions{}), passhash.NewLimiter(0, nil)),
 		SecretHasher: clients.NewSecretHasher(passhash.NewLimiter(0, nil)),
 		HMACSecret:   f.sec.Derive("test hmac", 32),
+		RetryKey:     f.sec.Derive("test refresh retry", 32),
 		CookieKey:    f.sec.Derive("test cookies", 64),
 	}, f.store, f.km)
 	if err != nil {
@@ -503,29 +505,59 @@ func TestCodeReuseRevokesGrant(t *testing.T) {
 }
 
 // TestRefreshReuseRevokesGrant: refresh tokens are one-time; presenting a
-// used one fails and revokes the grant, the successor tokens included.
+// used one fails and revokes the grant, the successor tokens included. With
+// the retry window (flow_refresh.go), the used token presented again while
+// its successor is unused gets the same answer instead, and is reuse once
+// the successor has been used; with the window at 0 it is reuse at once.
 func TestRefreshReuseRevokesGrant(t *testing.T) {
-	f := newCtlFixture(t)
-	_, rt1 := f.passwordGrant(t)
-	refresh := func(rt string) (int, map[string]any) {
-		status, body, _ := f.tokenCall(t, pathToken, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, "mobile", f.secret)
-		return status, body
-	}
-	status, second := refresh(rt1)
-	at2, _ := second["access_token"].(string)
-	rt2, _ := second["refresh_token"].(string)
-	if status != http.StatusOK || at2 == "" || rt2 == "" || rt2 == rt1 {
-		t.Fatalf("refresh: %d %v", status, second)
-	}
-	status, body := refresh(rt1)
-	wantOAuthError(t, "reused refresh token", status, body, http.StatusBadRequest, "invalid_grant")
-	if f.active(t, at2) || f.active(t, rt2) {
-		t.Error("the successor tokens survived the reuse")
-	}
-	status, body = refresh(rt2)
-	wantOAuthError(t, "successor refresh token", status, body, http.StatusBadRequest, "invalid_grant")
-	if ev := f.events(t, "alice"); len(ev) == 0 || ev[0] != "refresh_token_reuse" {
-		t.Errorf("events %v, want refresh_token_reuse first", ev)
+	for _, window := range []time.Duration{0, 30 * time.Second} {
+		t.Run(window.String(), func(t *testing.T) {
+			f := newCtlFixture(t)
+			cs := ctlClients(f.hash)
+			for _, c := range cs {
+				c.Lifetimes.RefreshRetryWindow = window
+			}
+			f.srv = f.newServer(t, cs)
+			_, rt1 := f.passwordGrant(t)
+			refresh := func(rt string) (int, map[string]any) {
+				status, body, _ := f.tokenCall(t, pathToken, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, "mobile", f.secret)
+				return status, body
+			}
+			status, second := refresh(rt1)
+			at2, _ := second["access_token"].(string)
+			rt2, _ := second["refresh_token"].(string)
+			if status != http.StatusOK || at2 == "" || rt2 == "" || rt2 == rt1 {
+				t.Fatalf("refresh: %d %v", status, second)
+			}
+			last := []string{at2, rt2}
+			if window > 0 {
+				status, again := refresh(rt1)
+				if status != http.StatusOK || again["access_token"] != at2 || again["refresh_token"] != rt2 {
+					t.Fatalf("retry within the window: %d %v, want the same pair", status, again)
+				}
+				status, third := refresh(rt2)
+				at3, _ := third["access_token"].(string)
+				rt3, _ := third["refresh_token"].(string)
+				if status != http.StatusOK || rt3 == "" {
+					t.Fatalf("refresh with the successor: %d %v", status, third)
+				}
+				last = []string{at3, rt3}
+			}
+			status, body := refresh(rt1)
+			wantOAuthError(t, "reused refresh token", status, body, http.StatusBadRequest, "invalid_grant")
+			if f.active(t, last[0]) || f.active(t, last[1]) {
+				t.Error("the newest tokens survived the reuse")
+			}
+			status, body = refresh(last[1])
+			wantOAuthError(t, "newest refresh token", status, body, http.StatusBadRequest, "invalid_grant")
+			want := []string{"refresh_token_reuse", "login"}
+			if window > 0 {
+				want = []string{"refresh_token_reuse", "refresh_retried", "login"}
+			}
+			if ev := f.events(t, "alice"); !slices.Equal(ev, want) {
+				t.Errorf("events %v, want %v", ev, want)
+			}
+		})
 	}
 }
 

@@ -51,7 +51,11 @@ func newProvider(cfg Config, store *fositeStore, hmacSecret []byte, keys KeySet)
 		},
 		compose.OAuth2AuthorizeImplicitFactory,
 		compose.OAuth2ClientCredentialsGrantFactory,
-		compose.OAuth2RefreshTokenGrantFactory,
+		// fosite's refresh grant, with the retry window around it.
+		func(config fosite.Configurator, _, strategy any) any {
+			inner := compose.OAuth2RefreshTokenGrantFactory(config, refreshStorage{store}, strategy).(*oauth2.RefreshTokenGrantHandler)
+			return &refreshGrant{inner: inner, store: store, now: cfg.Now}
+		},
 		// Password sign-in is the user directory's, not the store's.
 		func(fosite.Configurator, any, any) any {
 			return newPasswordGrant(fc, store, strategy, cfg.Users, cfg.Now)

@@ -27,6 +27,9 @@ type fositeStore struct {
 	lifetime clients.Lifetimes
 	now      func() time.Time
 	cache    *decodeCache
+	// retry seals the answers kept for the refresh retry window; nil
+	// keeps every refresh strictly one-time.
+	retry *retrySealer
 	// subjectOK says whether a token's user still stands (see
 	// Server.subjectActive); tokens of removed users decode as not found.
 	subjectOK func(subject, credFP string) bool
@@ -404,6 +407,10 @@ type pendingTx struct {
 	redeemKind storage.Kind
 	redeemSig  string
 	issue      []storage.Token
+	// owned: a grant handler began the transaction around fosite's own
+	// BeginTX/Commit and commits it itself (commitOwned), with what only it
+	// knows: the answer to keep for a refresh retry.
+	owned bool
 }
 
 type txKey struct{}
@@ -414,6 +421,9 @@ func txFrom(ctx context.Context) *pendingTx {
 }
 
 func (s *fositeStore) BeginTX(ctx context.Context) (context.Context, error) {
+	if tx := txFrom(ctx); tx != nil && tx.owned {
+		return ctx, nil
+	}
 	return context.WithValue(ctx, txKey{}, &pendingTx{}), nil
 }
 
@@ -422,9 +432,27 @@ func (s *fositeStore) Commit(ctx context.Context) error {
 	if tx == nil {
 		return errors.New("commit without a transaction")
 	}
-	defer func() { *tx = pendingTx{} }()
+	if tx.owned {
+		return nil // its owner commits
+	}
+	return s.commit(ctx, tx, nil)
+}
+
+// beginOwned starts a transaction that fosite's handler joins and that the
+// caller ends with commitOwned.
+func (s *fositeStore) beginOwned(ctx context.Context) (context.Context, *pendingTx) {
+	tx := &pendingTx{owned: true}
+	return context.WithValue(ctx, txKey{}, tx), tx
+}
+
+func (s *fositeStore) commitOwned(ctx context.Context, tx *pendingTx, retry *storage.Retry) error {
+	return s.commit(ctx, tx, retry)
+}
+
+func (s *fositeStore) commit(ctx context.Context, tx *pendingTx, retry *storage.Retry) error {
+	defer func() { *tx = pendingTx{owned: tx.owned} }()
 	if tx.redeemSig != "" {
-		t, err := s.store.Redeem(ctx, tx.redeemKind, tx.redeemSig, tx.issue, nil)
+		t, err := s.store.Redeem(ctx, tx.redeemKind, tx.redeemSig, tx.issue, retry)
 		if err := redeemError(tx.redeemKind, t, err); err != nil {
 			return err
 		}
@@ -433,11 +461,11 @@ func (s *fositeStore) Commit(ctx context.Context) error {
 			// delete it leaves it to the sweeper, not the client.
 			_ = s.store.DeleteToken(ctx, storage.PKCE, tx.redeemSig)
 		}
-	} else {
-		for _, t := range tx.issue {
-			if err := s.store.CreateToken(ctx, t); err != nil {
-				return fmt.Errorf("store %s token: %w", t.Kind, err)
-			}
+		return nil
+	}
+	for _, t := range tx.issue {
+		if err := s.store.CreateToken(ctx, t); err != nil {
+			return fmt.Errorf("store %s token: %w", t.Kind, err)
 		}
 	}
 	return nil
@@ -445,7 +473,7 @@ func (s *fositeStore) Commit(ctx context.Context) error {
 
 func (s *fositeStore) Rollback(ctx context.Context) error {
 	if tx := txFrom(ctx); tx != nil {
-		*tx = pendingTx{}
+		*tx = pendingTx{owned: tx.owned}
 	}
 	return nil
 }

@@ -18,6 +18,8 @@ type metrics struct {
 	// unavailable counts requests refused because the store could not
 	// answer or write (see storeAlarm).
 	unavailable *prometheus.CounterVec
+	// retried counts refreshes answered from the retry window.
+	retried prometheus.Counter
 }
 
 // newMetrics registers on reg: by default a registry owned by the server, so
@@ -43,6 +45,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "postern_storage_unavailable_total",
 			Help: "Requests refused with 503 because the store could not answer or write, by reason (no_space: its disk is full; unavailable: anything else).",
 		}, []string{"reason"}),
+		retried: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "postern_refresh_retries_total",
+			Help: "Refresh requests answered with the response of the refresh they repeat (refresh_retry_window).",
+		}),
 	}
 	var err error
 	if m.requests, err = register(reg, m.requests); err != nil {
@@ -55,6 +61,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	if m.unavailable, err = register(reg, m.unavailable); err != nil {
+		return nil, err
+	}
+	if m.retried, err = register(reg, m.retried); err != nil {
 		return nil, err
 	}
 	if _, err = register[prometheus.Collector](reg, collectors.NewGoCollector()); err != nil {

@@ -87,6 +87,17 @@ type hookStore struct {
 	beforeRedeem func(kind storage.Kind, sig string)
 	beforeDelete func(kind storage.Kind, sig string)
 	writeErr     error
+	retryOfErr   error // RetryOf fails with it when set
+}
+
+func (h *hookStore) RetryOf(ctx context.Context, kind storage.Kind, sig string) (storage.Retry, error) {
+	h.mu.Lock()
+	err := h.retryOfErr
+	h.mu.Unlock()
+	if err != nil {
+		return storage.Retry{}, err
+	}
+	return h.Store.RetryOf(ctx, kind, sig)
 }
 
 // failWrites makes every write fail with err (nil: writes work again).

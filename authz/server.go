@@ -45,6 +45,9 @@ type Config struct {
 	Now        func() time.Time
 	// Users authenticates local accounts (login form and password grant).
 	Users *identity.Directory
+	// RetryKey (32 bytes) seals the answers kept for the refresh retry
+	// window; without it every refresh is strictly one-time.
+	RetryKey []byte
 	// CookieKey (64 bytes) encrypts the login session cookie and keys the
 	// CSRF tokens.
 	CookieKey []byte
@@ -155,6 +158,11 @@ func New(cfg Config, store storage.Store, keys KeySet) (*Server, error) {
 	}
 	sort.Strings(s.scopes)
 	s.fs = &fositeStore{store: store, clients: s.clients, lifetime: cfg.Lifetimes, now: cfg.Now, cache: newDecodeCache(4096)}
+	if len(cfg.RetryKey) > 0 {
+		if s.fs.retry, err = newRetrySealer(cfg.RetryKey); err != nil {
+			return nil, fmt.Errorf("authz: %w", err)
+		}
+	}
 	s.fs.subjectOK = s.subjectActive
 	var fc *fosite.Config
 	s.provider, fc = newProvider(cfg, s.fs, cfg.HMACSecret, keys)

@@ -58,7 +58,8 @@ func newFixture(tb testing.TB, format string) *fixture {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	lt := clients.Lifetimes{AccessToken: time.Hour, ImplicitAccessToken: 30 * time.Minute, RefreshToken: 24 * time.Hour, AuthorizationCode: 10 * time.Minute}
+	// As serve runs by default: refresh retry window on.
+	lt := clients.Lifetimes{AccessToken: time.Hour, ImplicitAccessToken: 30 * time.Minute, RefreshToken: 24 * time.Hour, AuthorizationCode: 10 * time.Minute, RefreshRetryWindow: 30 * time.Second}
 	srv, err := New(Config{
 		Issuer:            "https://auth.example.com",
 		AccessTokenFormat: format,
@@ -79,6 +80,7 @@ func newFixture(tb testing.TB, format string) *fixture {
 		}, identity.NewThrottle(identity.ThrottleOptions{}), passhash.NewLimiter(0, nil)),
 		SecretHasher: clients.NewSecretHasher(passhash.NewLimiter(0, nil)),
 		HMACSecret:   sec.Derive("test hmac", 32),
+		RetryKey:     sec.Derive("test refresh retry", 32),
 		CookieKey:    sec.Derive("test cookies", 64),
 	}, st, km)
 	if err != nil {

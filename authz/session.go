@@ -26,6 +26,10 @@ type Session struct {
 	CredFP    string `json:"cfp,omitempty"`
 	IP        string `json:"ip,omitempty"`
 	UserAgent string `json:"ua,omitempty"`
+
+	// retried is set, for one request, when a refresh is answered from the
+	// retry window (flow_refresh.go); never stored.
+	retried *retryAnswer
 }
 
 var (

@@ -68,6 +68,14 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	if grant == clients.GrantPassword {
 		s.audit(r, "login", ar.GetSession().GetSubject(), client.ID, "password grant")
 	}
+	if rs, _ := ar.GetSession().(*Session); rs != nil && rs.retried != nil {
+		// The same pair again, not a new one: audited as what it is.
+		s.audit(r, "refresh_retried", ar.GetSession().GetSubject(), client.ID, "")
+		s.metrics.retried.Inc()
+		s.log.Info("refresh token presented again within its retry window; the same answer again", "type", "refresh_retried", "client_id", client.ID, "ip", sess.IP)
+		s.provider.WriteAccessResponse(ctx, w, ar, resp)
+		return
+	}
 	s.metrics.issued.WithLabelValues(grant).Inc()
 	s.provider.WriteAccessResponse(ctx, w, ar, resp)
 }

@@ -31,6 +31,11 @@ type Lifetimes struct {
 	ImplicitAccessToken time.Duration
 	RefreshToken        time.Duration
 	AuthorizationCode   time.Duration
+	// RefreshRetryWindow is how long a redeemed refresh token, presented
+	// again by its client while its successor is unused, gets the very
+	// same answer instead of counting as reuse; 0 keeps rotation strict.
+	// A client's own refresh_retry_window replaces the server's here.
+	RefreshRetryWindow time.Duration
 }
 
 // Client is a registered OAuth client as configuration describes it. It

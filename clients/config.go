@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/postern-auth/postern/confjson"
 )
@@ -30,6 +31,9 @@ type FileConfig struct {
 	JWKS                        json.RawMessage `json:"jwks"`
 	JWKSURI                     string          `json:"jwks_uri"`
 	TokenEndpointAuthSigningAlg string          `json:"token_endpoint_auth_signing_alg"`
+	// RefreshRetryWindow replaces tokens.refresh_retry_window for this
+	// client ("0s": strict rotation, e.g. for a confidential web backend).
+	RefreshRetryWindow *confjson.Duration `json:"refresh_retry_window"`
 }
 
 // ParseConfig decodes and validates the clients[] entry raw at path.
@@ -157,7 +161,34 @@ func (cc FileConfig) Validate(path string, lt Lifetimes) (*Client, []string, err
 		}
 		c.Scopes = append(c.Scopes, sc)
 	}
+	if cc.RefreshRetryWindow != nil {
+		if !grants[GrantRefreshToken] {
+			return nil, nil, confjson.Errorf(path+".refresh_retry_window", "the client has no refresh_token grant")
+		}
+		if err := CheckRefreshRetryWindow(cc.RefreshRetryWindow.Duration, lt.AccessToken); err != nil {
+			return nil, nil, confjson.Errorf(path+".refresh_retry_window", "%v", err)
+		}
+		c.Lifetimes.RefreshRetryWindow = cc.RefreshRetryWindow.Duration
+	}
 	return c, warnings, nil
+}
+
+// MaxRefreshRetryWindow bounds the retry window: a retry repeats a request
+// whose answer was lost, seconds later, not minutes.
+const MaxRefreshRetryWindow = 5 * time.Minute
+
+// CheckRefreshRetryWindow checks a retry window against its bounds and the
+// access-token lifetime (a retry must not hand back an expired token).
+func CheckRefreshRetryWindow(w, accessTTL time.Duration) error {
+	switch {
+	case w < 0:
+		return fmt.Errorf("%s is negative", w)
+	case w > MaxRefreshRetryWindow:
+		return fmt.Errorf("%s exceeds the limit of %s", w, MaxRefreshRetryWindow)
+	case accessTTL > 0 && w >= accessTTL:
+		return fmt.Errorf("%s must be shorter than the access-token lifetime (%s)", w, accessTTL)
+	}
+	return nil
 }
 
 // validateRedirectURI enforces RFC 6749 §3.1.2 and RFC 9700 §2.1: absolute,

@@ -713,11 +713,13 @@ func TestSecurityThrottleSharedWithLoginForm(t *testing.T) {
 	}
 }
 
-// 11. Ten concurrent uses of one refresh token: one wins, the rest are
-// reuse, and reuse revokes the grant including the winner's tokens.
+// 11. With strict one-time refresh tokens (refresh_retry_window "0s"), ten
+// concurrent uses of one refresh token: one wins, the rest are reuse, and
+// reuse revokes the grant including the winner's tokens. (With a retry
+// window all ten get the winner's answer: TestRefreshRetryConcurrent.)
 func TestSecurityConcurrentRefreshRace(t *testing.T) {
 	t.Parallel()
-	f := newUserFixture(t)
+	f := newUserFixtureWindow(t, "0s")
 	tok := f.authorize(t, f.oauthConfig("spa", "", "read"))
 
 	const n = 10

@@ -66,6 +66,17 @@ func newUserFixture(t *testing.T) *userFixture {
 	return &userFixture{srv: startServer(t, writeConfig(t, cfg), ""), rsPass: secret}
 }
 
+// newUserFixtureWindow is newUserFixture with tokens.refresh_retry_window
+// set ("0s": strict one-time refresh tokens).
+func newUserFixtureWindow(t *testing.T, window string) *userFixture {
+	cfg, secret := userGrantsConfig(t)
+	with := strings.Replace(cfg, `"tokens": {`, `"tokens": {"refresh_retry_window": "`+window+`", `, 1)
+	if with == cfg {
+		t.Fatal("could not set refresh_retry_window in the fixture config")
+	}
+	return &userFixture{srv: startServer(t, writeConfig(t, with), ""), rsPass: secret}
+}
+
 func (f *userFixture) introspect(t *testing.T, token string) map[string]any {
 	t.Helper()
 	resp, body := postForm(t, f.srv.URL+"/oauth2/introspect", url.Values{"token": {token}}, "rs", f.rsPass)
@@ -263,17 +274,22 @@ func TestRefreshRotationAndReuse(t *testing.T) {
 		t.Errorf("used refresh token still introspects active: %v", got)
 	}
 
-	// Replaying the used refresh token revokes the whole grant.
+	// Once its successor has been used, replaying the used refresh token
+	// is reuse (within the retry window too): the whole grant is revoked.
+	newest, err := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: next.RefreshToken, Expiry: time.Now().Add(-time.Minute)}).Token()
+	if err != nil {
+		t.Fatalf("second refresh: %v", err)
+	}
 	_, err = conf.TokenSource(ctx, &oauth2.Token{RefreshToken: old.RefreshToken, Expiry: time.Now().Add(-time.Minute)}).Token()
 	if !isOAuthError(err, "invalid_grant") {
 		t.Fatalf("refresh reuse: %v, want invalid_grant", err)
 	}
-	for name, tk := range map[string]string{"newer access token": next.AccessToken, "newer refresh token": next.RefreshToken} {
+	for name, tk := range map[string]string{"newer access token": next.AccessToken, "newest access token": newest.AccessToken, "newest refresh token": newest.RefreshToken} {
 		if f.introspect(t, tk)["active"] != false {
 			t.Errorf("%s still active after reuse was detected", name)
 		}
 	}
-	_, err = conf.TokenSource(ctx, &oauth2.Token{RefreshToken: next.RefreshToken, Expiry: time.Now().Add(-time.Minute)}).Token()
+	_, err = conf.TokenSource(ctx, &oauth2.Token{RefreshToken: newest.RefreshToken, Expiry: time.Now().Add(-time.Minute)}).Token()
 	if !isOAuthError(err, "invalid_grant") {
 		t.Errorf("refresh after revocation: %v, want invalid_grant", err)
 	}

@@ -297,6 +297,18 @@ func TestParseConfigErrors(t *testing.T) {
 			want: `config: tokens.refresh_token_ttl: bad duration "30d"`},
 		{name: "duration forever", config: `{"tokens": {"access_token_ttl": "forever"}}`,
 			want: `config: tokens.access_token_ttl: bad duration "forever"`},
+		{name: "retry window in words", config: `{"tokens": {"refresh_retry_window": "soon"}}`,
+			want: `config: tokens.refresh_retry_window: bad duration "soon"`},
+		{name: "retry window too long", config: `{"tokens": {"refresh_retry_window": "10m"}}`,
+			want: `config: tokens.refresh_retry_window: 10m0s exceeds the limit of 5m0s`},
+		{name: "retry window negative", config: `{"tokens": {"refresh_retry_window": "-1s"}}`,
+			want: `config: tokens.refresh_retry_window: -1s is negative`},
+		{name: "retry window outlasts access tokens", config: `{"tokens": {"access_token_ttl": "1m", "refresh_retry_window": "1m"}}`,
+			want: `config: tokens.refresh_retry_window: 1m0s must be shorter than the access-token lifetime (1m0s)`},
+		{name: "client retry window without refresh tokens", config: secondClient(spa(`"redirect_uris": ["https://app.example.com/cb"], "refresh_retry_window": "10s"`)),
+			want: `config: clients[1].refresh_retry_window: the client has no refresh_token grant`},
+		{name: "client retry window too long", config: secondClient(`{"client_id": "spa", "token_endpoint_auth_method": "none", "grant_types": ["authorization_code", "refresh_token"], "redirect_uris": ["https://app.example.com/cb"], "refresh_retry_window": "6m"}`),
+			want: `config: clients[1].refresh_retry_window: 6m0s exceeds the limit of 5m0s`},
 		{name: "duration as a number", config: `{"tokens": {"access_token_ttl": 3600}}`,
 			want: `config: tokens.access_token_ttl: expected a duration string such as "1h" or "30m"`},
 		{name: "tokens is a string", config: `{"tokens": "1h"}`,
@@ -466,6 +478,7 @@ func TestParseConfigDefaults(t *testing.T) {
 				ImplicitAccessToken: 30 * time.Minute,
 				RefreshToken:        720 * time.Hour,
 				AuthorizationCode:   10 * time.Minute,
+				RefreshRetryWindow:  30 * time.Second,
 			},
 			KeyAlgorithm:    "ES256",
 			KeyOverlap:      24 * time.Hour,
@@ -601,6 +614,7 @@ func TestParseConfigFull(t *testing.T) {
 		ImplicitAccessToken: 10 * time.Minute,
 		RefreshToken:        48 * time.Hour,
 		AuthorizationCode:   5 * time.Minute,
+		RefreshRetryWindow:  30 * time.Second,
 	}
 	if cfg.Issuer != "https://auth.example.com" {
 		t.Errorf("Issuer = %q, want the trailing slash trimmed", cfg.Issuer)
@@ -745,7 +759,8 @@ func TestParseConfigDurationsAtLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := clients.Lifetimes{AccessToken: time.Second, ImplicitAccessToken: 24 * time.Hour, RefreshToken: time.Second, AuthorizationCode: time.Hour}
+	// The default retry window shrinks to half a 1s access token.
+	want := clients.Lifetimes{AccessToken: time.Second, ImplicitAccessToken: 24 * time.Hour, RefreshToken: time.Second, AuthorizationCode: time.Hour, RefreshRetryWindow: 500 * time.Millisecond}
 	if cfg.Lifetimes != want {
 		t.Errorf("Lifetimes = %+v, want %+v", cfg.Lifetimes, want)
 	}
@@ -862,5 +877,35 @@ func TestTrustedProxies(t *testing.T) {
 	}
 	if want := "10.0.0.0/8 192.0.2.7/32 2001:db8::/32 198.51.100.0/24"; strings.Join(got, " ") != want {
 		t.Errorf("trusted proxies = %v, want %s", got, want)
+	}
+}
+
+// tokens.refresh_retry_window is the server's; a client's own
+// refresh_retry_window replaces it, "0s" included (strict rotation).
+func TestRefreshRetryWindow(t *testing.T) {
+	client := func(id, extra string) string {
+		return `{"client_id": "` + id + `", "token_endpoint_auth_method": "none", "grant_types": ["authorization_code", "refresh_token"], "redirect_uris": ["https://app.example.com/cb"]` + extra + `}`
+	}
+	for _, tc := range []struct {
+		name, tokens string
+		want         map[string]time.Duration
+	}{
+		{"default", `{}`, map[string]time.Duration{"inherits": 30 * time.Second, "strict": 0, "own": 10 * time.Second}},
+		{"server strict", `{"refresh_retry_window": "0s"}`, map[string]time.Duration{"inherits": 0, "strict": 0, "own": 10 * time.Second}},
+		{"server 1m", `{"refresh_retry_window": "1m"}`, map[string]time.Duration{"inherits": time.Minute, "strict": 0, "own": 10 * time.Second}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			raw := `{"tokens": ` + tc.tokens + `, "clients": [` + client("inherits", "") + `, ` +
+				client("strict", `, "refresh_retry_window": "0s"`) + `, ` + client("own", `, "refresh_retry_window": "10s"`) + `]}`
+			cfg, err := parseConfig([]byte(raw), mapEnv(nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range cfg.Clients {
+				if got := c.Lifetimes.RefreshRetryWindow; got != tc.want[c.ID] {
+					t.Errorf("client %s: window %s, want %s", c.ID, got, tc.want[c.ID])
+				}
+			}
+		})
 	}
 }

@@ -167,6 +167,7 @@ func (b *serveBase) build(cfg *Config) (*serveInstance, error) {
 		SecretHasher:      b.hasher,
 		HMACSecret:        b.secret.Derive("postern token hmac v1", 32),
 		CookieKey:         b.secret.Derive("postern cookies v1", 64),
+		RetryKey:          b.secret.Derive("postern refresh retry v1", 32),
 		SessionTTL:        cfg.SessionTTL,
 		TrustedProxies:    cfg.TrustedProxies,
 		ForwardedHeader:   cfg.ForwardedHeader,
