@@ -29,6 +29,9 @@ Usage:
   postern keys list   --config FILE [--data DIR | --store URL]
   postern migrate [--config FILE] [--store URL]
                                 apply pending PostgreSQL schema migrations
+  postern backup --config FILE [--data DIR] --out FILE|-
+                                copy the running server's bbolt store (online, consistent)
+  postern backup --verify FILE  check a copy (checksum, bbolt and Postern's indexes)
   postern version
   postern help
 
@@ -70,6 +73,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runKeys(args[1:], stdout, stderr)
 	case "migrate":
 		return runMigrate(args[1:], stdout, stderr)
+	case "backup":
+		return runBackup(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "postern", versionString())
 		return exitOK

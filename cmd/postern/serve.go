@@ -296,6 +296,14 @@ func serve(ctx context.Context, cfg *Config, secretFile string, reloads reloadSo
 			log.Error("close store", "error", err)
 		}
 	}()
+	if bs, ok := store.(*bolt.Store); ok {
+		// Stopped before the store closes (defers run in reverse).
+		stopAdmin, err := startAdmin(cfg.DataDir, bs, filepath.Join(cfg.DataDir, "postern.db"), log)
+		if err != nil {
+			return err
+		}
+		defer stopAdmin()
+	}
 	km, err := keys.Open(ctx, store, secret, keys.Options{Algorithm: cfg.KeyAlgorithm, Overlap: cfg.KeyOverlap})
 	if err != nil {
 		return err
