@@ -56,7 +56,7 @@ type spFixture struct {
 	replay *onceStore
 }
 
-func newSPFixture(t *testing.T, cfg ProviderConfig) *spFixture {
+func newSPFixture(t testing.TB, cfg ProviderConfig) *spFixture {
 	t.Helper()
 	idp, err := samltest.NewIdP("https://idp.example.com/metadata", "https://idp.example.com/sso")
 	if err != nil {
@@ -100,7 +100,7 @@ func (f *spFixture) login(requestID string) samltest.Login {
 
 // encode builds the response: the assertion signed by assertionSigner (nil:
 // unsigned), optionally encrypted, in a response signed by responseSigner.
-func (f *spFixture) encode(t *testing.T, l samltest.Login, a *saml.Assertion, assertionSigner, responseSigner *samltest.Signer, encrypt bool) string {
+func (f *spFixture) encode(t testing.TB, l samltest.Login, a *saml.Assertion, assertionSigner, responseSigner *samltest.Signer, encrypt bool) string {
 	t.Helper()
 	el := a.Element()
 	if assertionSigner != nil {
