@@ -225,6 +225,26 @@ type Store interface {
 	ListConsents(ctx context.Context, subject string) ([]Consent, error)
 	DeleteConsent(ctx context.Context, subject, clientID string) error
 
+	// --- Named blobs and leases (ACME certificates, issue 16) ---
+	// Small opaque values under a name, shared by every process on the
+	// store (ACME certificates and the account key, sealed by the caller),
+	// and a lease so that of several replicas one does a piece of work
+	// (ordering a certificate) while the others wait for its result.
+	//
+	// GetBlob returns ErrNotFound when there is no blob of that name.
+	// PutBlob stores (or replaces) it; DeleteBlob removes it, with no error
+	// when there is none. Names are arbitrary strings, each independent.
+	GetBlob(ctx context.Context, name string) ([]byte, error)
+	PutBlob(ctx context.Context, name string, data []byte) error
+	DeleteBlob(ctx context.Context, name string) error
+	// TryLease gives the lease name to holder until now+ttl (the store's
+	// clock) when nobody holds it, its holder's time is up, or holder
+	// already has it (which extends it), atomically: of concurrent callers
+	// with different holders exactly one gets true. ReleaseLease ends
+	// holder's lease early; no error when holder does not hold it.
+	TryLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
+	ReleaseLease(ctx context.Context, name, holder string) error
+
 	// Close releases the store; pending writes are flushed first.
 	Close() error
 }

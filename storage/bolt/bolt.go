@@ -28,6 +28,8 @@
 //	sessrevexp be64(until nanos) + lp(session ID) → ∅
 //	subjend   lp(subject)                         → encoded ended-at, until
 //	subjendexp be64(until nanos) + lp(subject)    → ∅
+//	blobs     lp(name)                            → the blob as given
+//	leases    lp(name)                            → be64(until nanos) + holder
 //	meta      "schema"                            → schema version
 //
 // Listing an owner's tokens is a cursor Seek on lp(owner) in its index plus
@@ -81,11 +83,14 @@ var (
 	// Likewise, added with the refresh retry window.
 	bucketRetry    = []byte("retry")
 	bucketRetryExp = []byte("retryexp")
+	// Likewise, added with ACME certificates.
+	bucketBlobs  = []byte("blobs")
+	bucketLeases = []byte("leases")
 
 	allBuckets = [][]byte{bucketTokens, bucketGrants, bucketSubjects, bucketClients, bucketExpiry,
 		bucketOnce, bucketOnceExp, bucketKeys, bucketEvents, bucketMeta, bucketConsents,
 		bucketLoginFail, bucketLoginExp, bucketSessRev, bucketSessRevExp, bucketSubjEnd, bucketSubjEndExp,
-		bucketRetry, bucketRetryExp}
+		bucketRetry, bucketRetryExp, bucketBlobs, bucketLeases}
 
 	metaSchema = []byte("schema")
 )

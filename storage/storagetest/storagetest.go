@@ -84,6 +84,10 @@ func RunTests(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"EndSubjectSessionsExpired", testEndSubjectSessionsExpired},
 		{"EndSubjectSessionsDeleteExpired", testEndSubjectSessionsDeleteExpired},
 		{"EndSubjectSessionsConcurrent", testEndSubjectSessionsConcurrent},
+		{"Blobs", testBlobs},
+		{"Leases", testLeases},
+		{"LeaseExpires", testLeaseExpires},
+		{"LeaseConcurrent", testLeaseConcurrent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
