@@ -67,6 +67,11 @@ func New(cfg Config) (*Gateway, error) {
 		preflightTier: newTierState("cors-preflight", preflightLimit),
 		authClient:    client,
 	}
+	for _, c := range cfg.Collectors {
+		if err := g.metrics.reg.Register(c); err != nil {
+			return nil, fmt.Errorf("gateway metrics: %w", err)
+		}
+	}
 	g.realm = g.fwd.realm()
 	for claim, h := range cfg.ClaimHeaders {
 		g.claimHeaders[claim] = http.CanonicalHeaderKey(h)

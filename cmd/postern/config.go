@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/postern-auth/postern/acmecert"
 	"github.com/postern-auth/postern/authz"
 	"github.com/postern-auth/postern/clients"
 	"github.com/postern-auth/postern/confjson"
@@ -70,6 +71,9 @@ type Config struct {
 	// TLS: nil serves plain HTTP; TLSFiles names what it was loaded from.
 	TLS      *tls.Config
 	TLSFiles [2]string
+	// ACME: certificates from an ACME CA (tls.acme) instead of TLSFiles;
+	// TLS is then completed by serve.
+	ACME *acmecert.Config
 	// SAMLProviders are the identity providers of the login page, metadata
 	// files already read (see samlsp.FileProvider).
 	SAMLProviders []samlsp.FileProvider
@@ -174,19 +178,36 @@ func (fc *fileConfig) tokens(c *Config) error {
 // network reads tls, forwarded_header and trusted_proxies.
 func (fc *fileConfig) network(c *Config) error {
 	if len(fc.TLS) > 0 {
-		var tf confjson.TLSFiles
+		var tf struct {
+			confjson.TLSFiles
+			ACME json.RawMessage `json:"acme"`
+		}
 		if err := confjson.Decode(fc.TLS, &tf, "tls"); err != nil {
 			return err
 		}
 		if tf.CAFile != "" {
 			return confjson.Errorf("tls.ca_file", "client certificates are not supported; clients authenticate at the token endpoint")
 		}
-		cert, err := tf.LoadKeyPair("tls")
-		if err != nil {
-			return err
+		if len(tf.ACME) > 0 {
+			if tf.CertFile != "" || tf.KeyFile != "" {
+				return confjson.Errorf("tls.acme", "set cert_file and key_file, or acme, not both")
+			}
+			ac, err := acmecert.ParseConfig("tls.acme", tf.ACME)
+			if err != nil {
+				return err
+			}
+			c.ACME = ac
+			// The listener's certificates come from the ACME manager,
+			// which serve builds once the store is open.
+			c.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
+		} else {
+			cert, err := tf.LoadKeyPair("tls")
+			if err != nil {
+				return err
+			}
+			c.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+			c.TLSFiles = [2]string{tf.CertFile, tf.KeyFile}
 		}
-		c.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-		c.TLSFiles = [2]string{tf.CertFile, tf.KeyFile}
 		if c.Issuer != "" && !strings.HasPrefix(c.Issuer, "https://") {
 			return confjson.Errorf("issuer", "%q is plain http while tls is set; clients would be told the wrong scheme", c.Issuer)
 		}

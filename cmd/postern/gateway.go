@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/postern-auth/postern/gateway"
 )
 
@@ -60,12 +62,21 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 // runGatewayServer runs the gateway for cfg until ctx ends, applying the
 // configuration reloads asks for.
 func runGatewayServer(ctx context.Context, cfg *gateway.FileConfig, reloads reloadSource[*gateway.FileConfig], log *slog.Logger, stdout io.Writer) error {
+	var collectors []prometheus.Collector
+	if cfg.ACME != nil {
+		c, stopACME, err := startGatewayACME(ctx, cfg, log, stdout)
+		if err != nil {
+			return err
+		}
+		defer stopACME()
+		collectors = append(collectors, c)
+	}
 	gcfg := cfg.Gateway
-	gw, err := newGateway(cfg, log)
+	gw, err := newGateway(cfg, log, collectors)
 	if err != nil {
 		return err
 	}
-	rl := &gatewayReloader{ctx: ctx, log: log, load: reloads.load, handler: newSwapHandler(gw), cur: cfg, gw: gw}
+	rl := &gatewayReloader{ctx: ctx, log: log, load: reloads.load, handler: newSwapHandler(gw), cur: cfg, gw: gw, collectors: collectors}
 	defer rl.close()
 
 	ln, err := net.Listen("tcp", cfg.Listen)

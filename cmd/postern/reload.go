@@ -79,6 +79,7 @@ func restartChanges(running, next *Config) []string {
 	add(running.KeyReload != next.KeyReload, "keys.reload_interval")
 	add(running.KeyRotate != next.KeyRotate, "keys.rotate_after")
 	add(running.TLSFiles != next.TLSFiles, "tls")
+	add(!running.ACME.Same(next.ACME), "tls.acme")
 	return out
 }
 

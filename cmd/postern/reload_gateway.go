@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/postern-auth/postern/gateway"
 )
 
@@ -25,7 +27,7 @@ func gatewayRestartChanges(running, next *gateway.FileConfig) []string {
 	if running.Listen != next.Listen {
 		out = append(out, "listen")
 	}
-	if !sameServedCertificates(running.TLS, next.TLS) {
+	if !sameServedCertificates(running.TLS, next.TLS) || !running.ACME.Same(next.ACME) || running.DataDir != next.DataDir {
 		out = append(out, "tls")
 	}
 	if running.AdminListen != next.AdminListen {
@@ -65,9 +67,12 @@ type gatewayReloader struct {
 	load    func() (*gateway.FileConfig, error)
 	handler *swapHandler // the main listener's
 	metrics *swapHandler // the admin listener's /metrics; nil without one
-	cur     *gateway.FileConfig
-	gw      *gateway.Gateway
-	retired []*retiredGateway
+	// collectors live as long as the process (ACME): each gateway built
+	// on reload registers them too.
+	collectors []prometheus.Collector
+	cur        *gateway.FileConfig
+	gw         *gateway.Gateway
+	retired    []*retiredGateway
 }
 
 type retiredGateway struct {
@@ -76,9 +81,10 @@ type retiredGateway struct {
 	closed atomic.Bool
 }
 
-func newGateway(cfg *gateway.FileConfig, log *slog.Logger) (*gateway.Gateway, error) {
+func newGateway(cfg *gateway.FileConfig, log *slog.Logger, collectors []prometheus.Collector) (*gateway.Gateway, error) {
 	gcfg := cfg.Gateway
 	gcfg.Logger = log
+	gcfg.Collectors = collectors
 	return gateway.New(gcfg)
 }
 
@@ -109,7 +115,7 @@ func (r *gatewayReloader) reload() bool {
 			"settings", changed)
 		return false
 	}
-	gw, err := newGateway(next, r.log)
+	gw, err := newGateway(next, r.log, r.collectors)
 	if err != nil {
 		r.log.Error("configuration not reloaded; still serving the previous configuration", "error", err)
 		return false

@@ -328,6 +328,14 @@ func serve(ctx context.Context, cfg *Config, secretFile string, reloads reloadSo
 		cfg.Issuer = scheme + "://" + ln.Addr().String()
 	}
 	base := newServeBase(ctx, store, km, secret, log)
+	if cfg.ACME != nil {
+		stopACME, err := startServeACME(ctx, cfg, store, secret, base.metrics, log, stdout)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer stopACME()
+	}
 	inst, err := base.build(cfg)
 	if err != nil {
 		ln.Close()
