@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -111,8 +112,19 @@ func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, 
 }
 
 // HTTPHandler serves http_listen: the HTTP-01 challenge, and a redirect to
-// https for everything else.
-func (m *Manager) HTTPHandler() http.Handler { return m.ac.HTTPHandler(nil) }
+// https for everything else. The Host's port is dropped first: autocert
+// checks the host policy against the whole Host, and a CA (or a client)
+// may well send "example.com:80".
+func (m *Manager) HTTPHandler() http.Handler {
+	h := m.ac.HTTPHandler(nil)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if host, _, err := net.SplitHostPort(r.Host); err == nil {
+			r = r.Clone(r.Context())
+			r.Host = host
+		}
+		h.ServeHTTP(w, r)
+	})
+}
 
 // Run obtains every domain's certificate now rather than at the first
 // handshake, then watches it until ctx ends: a failed order or renewal is
