@@ -111,7 +111,7 @@ func Start(tb testing.TB, opts Options) *Pebble {
 		"certificate": certFile, "privateKey": keyFile,
 		"httpPort": opts.HTTPPort, "tlsPort": opts.TLSPort,
 		"ocspResponderURL": "", "externalAccountBindingRequired": false,
-		"retryAfter": map[string]int{"authz": 1, "order": 1},
+		"retryAfter":   map[string]int{"authz": 1, "order": 1},
 		"keyAlgorithm": "ecdsa",
 		"profiles":     map[string]any{"default": profile},
 	}})
