@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,13 +26,25 @@ const testDomain = "auth.postern.test"
 type site struct {
 	tlsAddr string
 	m       *acmecert.Manager
-	logs    *strings.Builder
+	logs    *syncBuilder
+	stop    func()
 }
 
 func startSite(t *testing.T, peb *acmetest.Pebble, tlsPort, httpPort int, challenge string, cache autocert.Cache) *site {
+	return startSiteWith(t, peb, tlsPort, httpPort, challenge, "", cache)
+}
+
+func startSiteRenew(t *testing.T, peb *acmetest.Pebble, tlsPort int, renewBefore string, cache autocert.Cache) *site {
+	return startSiteWith(t, peb, tlsPort, 0, acmecert.ChallengeTLSALPN, renewBefore, cache)
+}
+
+func startSiteWith(t *testing.T, peb *acmetest.Pebble, tlsPort, httpPort int, challenge, renewBefore string, cache autocert.Cache) *site {
 	t.Helper()
 	block := map[string]any{"domains": []string{testDomain, "api.postern.test"}, "directory_url": peb.DirectoryURL,
 		"ca_roots_file": peb.CARootsFile, "challenge": challenge}
+	if renewBefore != "" {
+		block["renew_before"] = renewBefore
+	}
 	if httpPort != 0 {
 		block["http_listen"] = fmt.Sprintf("127.0.0.1:%d", httpPort)
 	}
@@ -40,7 +53,7 @@ func startSite(t *testing.T, peb *acmetest.Pebble, tlsPort, httpPort int, challe
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &strings.Builder{}
+	logs := &syncBuilder{}
 	m, err := acmecert.New(cfg, acmecert.Options{Cache: cache, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -49,19 +62,41 @@ func startSite(t *testing.T, peb *acmetest.Pebble, tlsPort, httpPort int, challe
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "hello") })}
-	go func() { _ = hs.Serve(ln) }()
-	t.Cleanup(func() { _ = hs.Close() })
+	servers := []*http.Server{{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "hello") })}}
+	go func() { _ = servers[0].Serve(ln) }()
 	if httpPort != 0 {
 		hln, err := net.Listen("tcp", cfg.HTTPListen)
 		if err != nil {
 			t.Fatal(err)
 		}
-		h := &http.Server{Handler: m.HTTPHandler()}
-		go func() { _ = h.Serve(hln) }()
-		t.Cleanup(func() { _ = h.Close() })
+		servers = append(servers, &http.Server{Handler: m.HTTPHandler()})
+		go func() { _ = servers[1].Serve(hln) }()
 	}
-	return &site{tlsAddr: ln.Addr().String(), m: m, logs: logs}
+	stop := func() {
+		for _, hs := range servers {
+			_ = hs.Close()
+		}
+	}
+	t.Cleanup(stop)
+	return &site{tlsAddr: ln.Addr().String(), m: m, logs: logs, stop: stop}
+}
+
+// syncBuilder is a strings.Builder the manager's goroutines may log to.
+type syncBuilder struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuilder) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuilder) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // With tls-alpn-01 nothing listens on Pebble's http-01 port, so a

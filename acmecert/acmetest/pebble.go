@@ -130,8 +130,8 @@ func Start(tb testing.TB, opts Options) *Pebble {
 	var root []byte
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		var err error
-		if root, err = get(client, p.DirectoryURL); err == nil {
+		_, err := get(client, p.DirectoryURL)
+		if err == nil {
 			if root, err = get(client, "https://"+mgmt+"/roots/0"); err == nil {
 				break
 			}

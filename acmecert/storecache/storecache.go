@@ -85,12 +85,12 @@ func New(store Store, sealer Sealer, holder string, renewBefore time.Duration) *
 // Get implements autocert.Cache.
 func (c *Cache) Get(ctx context.Context, key string) ([]byte, error) {
 	data, err := c.read(ctx, key)
-	if err != nil || !isCertKey(key) {
+	if (err != nil && !errors.Is(err, autocert.ErrCacheMiss)) || !leased(key) {
 		return data, err
 	}
 	waitUntil := time.Now().Add(renewalWait)
 	for {
-		if !errors.Is(err, autocert.ErrCacheMiss) && !c.due(data) {
+		if !errors.Is(err, autocert.ErrCacheMiss) && (key == accountKey || !c.due(data)) {
 			return data, nil
 		}
 		got, lerr := c.store.TryLease(ctx, leasePrefix+key, c.holder, leaseTTL)
@@ -146,7 +146,7 @@ func (c *Cache) Put(ctx context.Context, key string, data []byte) error {
 	if err := c.store.PutBlob(ctx, blobPrefix+key, sealed); err != nil {
 		return fmt.Errorf("acme cache: write %s: %w", key, err)
 	}
-	if isCertKey(key) {
+	if leased(key) {
 		c.release(ctx, key)
 	}
 	return nil
@@ -178,12 +178,20 @@ func (c *Cache) release(ctx context.Context, key string) {
 func (c *Cache) ReleaseOrder(ctx context.Context, domain string) {
 	c.release(ctx, domain)
 	c.release(ctx, domain+"+rsa")
+	c.release(ctx, accountKey)
 }
 
-// isCertKey tells autocert's certificate keys ("example.com",
-// "example.com+rsa") from its account key and challenge tokens, which
-// need no order and so no lease.
-func isCertKey(key string) bool {
+// accountKey is autocert's name of the ACME account key.
+const accountKey = "acme_account+key"
+
+// leased tells the keys whose creation is one replica's job: certificates
+// ("example.com", "example.com+rsa"), ordered, and the account key, made
+// once so that every replica orders under one account. Challenge tokens
+// are made by whoever orders and need no lease.
+func leased(key string) bool {
+	if key == accountKey {
+		return true
+	}
 	_, suffix, found := strings.Cut(key, "+")
 	return !found || suffix == "rsa"
 }
