@@ -12,7 +12,9 @@
 package acmecert
 
 import (
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -185,4 +187,13 @@ func (c *Config) Same(o *Config) bool {
 	return slices.Equal(c.Domains, o.Domains) && c.Email == o.Email && c.DirectoryURL == o.DirectoryURL &&
 		c.CARootsFile == o.CARootsFile && c.Challenge == o.Challenge && c.HTTPListen == o.HTTPListen &&
 		c.RenewBefore == o.RenewBefore
+}
+
+// CacheNamespace names the directory's part of a cache: certificates and
+// the account of one CA are never served for another, so moving from the
+// staging directory to production orders anew instead of serving a staging
+// certificate until its renewal.
+func (c *Config) CacheNamespace() string {
+	sum := sha256.Sum256([]byte(c.DirectoryURL))
+	return hex.EncodeToString(sum[:6])
 }

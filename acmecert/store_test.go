@@ -71,10 +71,10 @@ func TestRestartReusesCertificate(t *testing.T) {
 	}
 
 	st := open()
-	s := startSite(t, peb, tlsPort, 0, acmecert.ChallengeTLSALPN, storecache.New(st, testSealer(t), "first", time.Hour))
+	s := startSite(t, peb, tlsPort, 0, acmecert.ChallengeTLSALPN, storecache.New(st, testSealer(t), "ns", "first", time.Hour))
 	first := servedSerial(t, peb, s.tlsAddr)
 	s.stop()
-	sealed, err := st.GetBlob(t.Context(), "acme/"+testDomain)
+	sealed, err := st.GetBlob(t.Context(), "acme/ns/"+testDomain)
 	if err != nil {
 		t.Fatalf("certificate not in the store: %v", err)
 	}
@@ -87,7 +87,7 @@ func TestRestartReusesCertificate(t *testing.T) {
 
 	st = open()
 	defer st.Close()
-	s = startSite(t, peb, tlsPort, 0, acmecert.ChallengeTLSALPN, storecache.New(st, testSealer(t), "second", time.Hour))
+	s = startSite(t, peb, tlsPort, 0, acmecert.ChallengeTLSALPN, storecache.New(st, testSealer(t), "ns", "second", time.Hour))
 	if again := servedSerial(t, peb, s.tlsAddr); again != first {
 		t.Errorf("after a restart the server serves serial %s, before it %s", again, first)
 	}
@@ -112,7 +112,7 @@ func TestReplicasShareOneOrder(t *testing.T) {
 		}
 		t.Cleanup(func() { st.Close() })
 		sites = append(sites, startSite(t, peb, port, 0, acmecert.ChallengeTLSALPN,
-			storecache.New(st, testSealer(t), "replica-"+string(rune('a'+i)), time.Hour)))
+			storecache.New(st, testSealer(t), "ns", "replica-"+string(rune('a'+i)), time.Hour)))
 	}
 	var wg sync.WaitGroup
 	for _, s := range sites {
@@ -155,7 +155,7 @@ func TestRenewal(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	s := startSiteRenew(t, peb, tlsPort, "1m", storecache.New(st, testSealer(t), "one", time.Minute))
+	s := startSiteRenew(t, peb, tlsPort, "1m", storecache.New(st, testSealer(t), "ns", "one", time.Minute))
 	first := servedSerial(t, peb, s.tlsAddr)
 	deadline := time.Now().Add(50 * time.Second)
 	for servedSerial(t, peb, s.tlsAddr) == first {

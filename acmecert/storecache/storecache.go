@@ -64,6 +64,8 @@ const (
 // others wait until the certificate appears, then use it. Put releases the
 // lease; so does Manager once a failed order returns.
 type Cache struct {
+	blobs       string // name prefix of blobs: blobPrefix + namespace + "/"
+	leases      string // likewise of leases
 	store       Store
 	sealer      Sealer
 	holder      string
@@ -75,11 +77,13 @@ type Cache struct {
 
 var _ autocert.Cache = (*Cache)(nil)
 
-// New keeps the cache in store. holder names this process in the
-// store's leases (unique per process); renewBefore is tls.acme.renew_before,
-// from which the cache tells a certificate due for renewal.
-func New(store Store, sealer Sealer, holder string, renewBefore time.Duration) *Cache {
-	return &Cache{store: store, sealer: sealer, holder: holder, renewBefore: renewBefore, held: map[string]bool{}}
+// New keeps the cache in store under namespace (one per ACME directory:
+// acmecert.Config.CacheNamespace). holder names this process in the
+// store's leases (unique per process); renewBefore is
+// tls.acme.renew_before, from which the cache tells a certificate due for
+// renewal.
+func New(store Store, sealer Sealer, namespace, holder string, renewBefore time.Duration) *Cache {
+	return &Cache{blobs: blobPrefix + namespace + "/", leases: leasePrefix + namespace + "/", store: store, sealer: sealer, holder: holder, renewBefore: renewBefore, held: map[string]bool{}}
 }
 
 // Get implements autocert.Cache.
@@ -93,7 +97,7 @@ func (c *Cache) Get(ctx context.Context, key string) ([]byte, error) {
 		if !errors.Is(err, autocert.ErrCacheMiss) && (key == accountKey || !c.due(data)) {
 			return data, nil
 		}
-		got, lerr := c.store.TryLease(ctx, leasePrefix+key, c.holder, leaseTTL)
+		got, lerr := c.store.TryLease(ctx, c.leases+key, c.holder, leaseTTL)
 		if lerr != nil {
 			return nil, fmt.Errorf("acme cache: lease %s: %w", key, lerr)
 		}
@@ -123,14 +127,14 @@ func (c *Cache) Get(ctx context.Context, key string) ([]byte, error) {
 
 // read returns the opened blob or autocert.ErrCacheMiss.
 func (c *Cache) read(ctx context.Context, key string) ([]byte, error) {
-	sealed, err := c.store.GetBlob(ctx, blobPrefix+key)
+	sealed, err := c.store.GetBlob(ctx, c.blobs+key)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, autocert.ErrCacheMiss
 	}
 	if err != nil {
 		return nil, fmt.Errorf("acme cache: read %s: %w", key, err)
 	}
-	data, err := c.sealer.Open(blobPrefix+key, sealed)
+	data, err := c.sealer.Open(c.blobs+key, sealed)
 	if err != nil {
 		return nil, fmt.Errorf("acme cache: %w", err)
 	}
@@ -139,11 +143,11 @@ func (c *Cache) read(ctx context.Context, key string) ([]byte, error) {
 
 // Put implements autocert.Cache.
 func (c *Cache) Put(ctx context.Context, key string, data []byte) error {
-	sealed, err := c.sealer.Seal(blobPrefix+key, data)
+	sealed, err := c.sealer.Seal(c.blobs+key, data)
 	if err != nil {
 		return fmt.Errorf("acme cache: %w", err)
 	}
-	if err := c.store.PutBlob(ctx, blobPrefix+key, sealed); err != nil {
+	if err := c.store.PutBlob(ctx, c.blobs+key, sealed); err != nil {
 		return fmt.Errorf("acme cache: write %s: %w", key, err)
 	}
 	if leased(key) {
@@ -154,7 +158,7 @@ func (c *Cache) Put(ctx context.Context, key string, data []byte) error {
 
 // Delete implements autocert.Cache.
 func (c *Cache) Delete(ctx context.Context, key string) error {
-	if err := c.store.DeleteBlob(ctx, blobPrefix+key); err != nil {
+	if err := c.store.DeleteBlob(ctx, c.blobs+key); err != nil {
 		return fmt.Errorf("acme cache: delete %s: %w", key, err)
 	}
 	return nil
@@ -168,7 +172,7 @@ func (c *Cache) release(ctx context.Context, key string) {
 	delete(c.held, key)
 	c.mu.Unlock()
 	if held {
-		_ = c.store.ReleaseLease(context.WithoutCancel(ctx), leasePrefix+key, c.holder)
+		_ = c.store.ReleaseLease(context.WithoutCancel(ctx), c.leases+key, c.holder)
 	}
 }
 

@@ -34,7 +34,7 @@ func startServeACME(ctx context.Context, cfg *Config, store storage.Store, secre
 	if err != nil {
 		return nil, fmt.Errorf("tls.acme: %w", err)
 	}
-	cache := storecache.New(store, sealer, processHolder(), cfg.ACME.RenewBefore)
+	cache := storecache.New(store, sealer, cfg.ACME.CacheNamespace(), processHolder(), cfg.ACME.RenewBefore)
 	m, stop, err := startACME(ctx, cfg.ACME, cache, log, stdout)
 	if err != nil {
 		return nil, err
@@ -48,12 +48,13 @@ func startServeACME(ctx context.Context, cfg *Config, store storage.Store, secre
 }
 
 // startGatewayACME is startServeACME for the gateway, which has no store:
-// its account and certificates are files in data_dir/acme (autocert's
+// its account and certificates are files in data_dir/acme/NAMESPACE, one
+// directory per ACME directory URL (autocert's
 // DirCache: directory 0700, files 0600), not sealed, since the gateway has
 // no system secret to seal them with; a restart reuses them. Gateways that
 // run side by side each keep their own data_dir.
 func startGatewayACME(ctx context.Context, cfg *gateway.FileConfig, log *slog.Logger, stdout io.Writer) (collector prometheus.Collector, stop func(), err error) {
-	m, stop, err := startACME(ctx, cfg.ACME, autocert.DirCache(filepath.Join(cfg.DataDir, "acme")), log, stdout)
+	m, stop, err := startACME(ctx, cfg.ACME, autocert.DirCache(filepath.Join(cfg.DataDir, "acme", cfg.ACME.CacheNamespace())), log, stdout)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -78,7 +79,7 @@ func startACME(ctx context.Context, ac *acmecert.Config, cache autocert.Cache, l
 		hs = &http.Server{Handler: m.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute,
 			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 		go func() { _ = hs.Serve(ln) }()
-		fmt.Fprintf(stdout, "postern acme http listening on http://%s\n", ln.Addr())
+		fmt.Fprintf(stdout, "postern acme http_listen at http://%s (http-01 challenges; everything else redirected to https)\n", ln.Addr())
 	}
 	rctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
