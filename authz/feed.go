@@ -202,18 +202,18 @@ func (s *Server) streamRevocations(w http.ResponseWriter, r *http.Request, pos u
 	switch {
 	case !resume:
 		pos = head
-		fmt.Fprintf(w, "id: %d\nevent: ready\ndata: {}\n\n", pos)
 	case pos < floor || pos > head:
 		// What the reader missed is gone (or it read another store): it
 		// must drop everything it cached and start from here.
 		pos = head
 		fmt.Fprintf(w, "id: %d\nevent: reset\ndata: {}\n\n", pos)
-	default:
-		fmt.Fprintf(w, "id: %d\nevent: ready\ndata: {}\n\n", pos)
+		if !s.flushFeed(rc) {
+			return
+		}
 	}
-	if !s.flushFeed(rc) {
-		return
-	}
+	// "ready" follows what the reader missed: from then on it is caught
+	// up and may trust its cache until the tokens' expiry.
+	ready := false
 	heartbeat := time.NewTicker(feedHeartbeat)
 	defer heartbeat.Stop()
 	poll := time.NewTicker(feedPoll)
@@ -232,13 +232,19 @@ func (s *Server) streamRevocations(w http.ResponseWriter, r *http.Request, pos u
 			fmt.Fprintf(w, "id: %d\nevent: revocation\ndata: %s\n\n", ev.Seq, data)
 			pos = ev.Seq
 		}
-		if len(evs) > 0 {
+		if len(evs) == feedBatch {
 			if !s.flushFeed(rc) {
 				return
 			}
-			if len(evs) == feedBatch {
-				continue
-			}
+			continue
+		}
+		announce := !ready
+		if announce {
+			ready = true
+			fmt.Fprintf(w, "id: %d\nevent: ready\ndata: {}\n\n", pos)
+		}
+		if (len(evs) > 0 || announce) && !s.flushFeed(rc) {
+			return
 		}
 		select {
 		case <-ctx.Done():
