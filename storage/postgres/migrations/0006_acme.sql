@@ -1,4 +1,4 @@
--- 0005: named blobs (ACME certificates and the account key, sealed by the
+-- 0006: named blobs (ACME certificates and the account key, sealed by the
 -- caller) and leases, so that of several replicas one orders a certificate
 -- and the others read it here. Leases are overwritten in place and few (one
 -- per certificate name), so they are not swept.
