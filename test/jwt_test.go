@@ -22,7 +22,13 @@ import (
 // still running after 15s. It returns the exit code and output.
 func runServeFailing(t *testing.T, env []string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	args = append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)
+	return runPosternFailing(t, env, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
+}
+
+// runPosternFailing runs any long-running command (serve, gateway) the
+// same way.
+func runPosternFailing(t *testing.T, env []string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
 	cmd := exec.Command(binary, args...)
 	cmd.Env = append(append(os.Environ(), "POSTERN_SECRET="+testSecret), env...)
 	var out, errb syncBuffer

@@ -67,6 +67,12 @@ func runGatewayServer(ctx context.Context, cfg *gateway.FileConfig, reloads relo
 	}
 	rl := &gatewayReloader{ctx: ctx, log: log, load: reloads.load, handler: newSwapHandler(gw), cur: cfg, gw: gw}
 	defer rl.close()
+	// Before listening: a gateway whose credentials the server refuses
+	// would answer every request with 503, so it does not start. A server
+	// that cannot be reached yet only gets a warning.
+	if err := rl.checkAuthServer(gw, gcfg.Issuer); err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -113,11 +119,6 @@ func runGatewayServer(ctx context.Context, cfg *gateway.FileConfig, reloads relo
 		servers = append(servers, as)
 		go func() { errc <- as.Serve(aln) }()
 	}
-
-	// Discovery now, so a wrong issuer or secret-less server shows in the
-	// log at start; the gateway still serves (public routes need no server,
-	// and the server may come up later).
-	rl.warm(gw, gcfg.Issuer)
 
 	log.Info("postern gateway ready", "addr", ln.Addr().String(), "issuer", gcfg.Issuer, "routes", len(gcfg.Routes))
 	fmt.Fprintf(stdout, "postern gateway listening on %s://%s\n", scheme, ln.Addr())
