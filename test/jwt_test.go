@@ -272,6 +272,11 @@ func TestWrongSecretRefusesToStart(t *testing.T) {
 	if strings.Contains(errOut, other) || strings.Contains(errOut, testSecret) {
 		t.Error("the error message prints a secret")
 	}
+	// Both ways out, so a newcomer who mixed the examples knows what to do.
+	if !strings.Contains(errOut, "start with the secret the data directory "+f.srv.DataDir+" was created with") ||
+		!strings.Contains(errOut, "move "+f.srv.DataDir+" aside and start afresh") {
+		t.Errorf("the message does not say both ways out (the right secret, or a fresh data directory):\n%s", errOut)
+	}
 
 	_, errOut, code = runServeFailing(t, []string{"POSTERN_SECRET=too-short"}, "--config", f.srv.Config, "--data", filepath.Join(t.TempDir(), "data"))
 	if code == 0 || !strings.Contains(errOut, "POSTERN_SECRET") {

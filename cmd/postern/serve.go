@@ -123,6 +123,19 @@ func checkSharedSecret(cfg *Config, secretFile string) error {
 	return nil
 }
 
+// withSecretHint adds both ways out to a wrong-secret error: the secret the
+// store was created with, or, in development, a fresh data directory.
+func withSecretHint(err error, cfg *Config) error {
+	if !errors.Is(err, keys.ErrWrongSecret) {
+		return err
+	}
+	if cfg.Store != "" {
+		return fmt.Errorf("%w. Start with the secret the store was created with (every replica needs the same one)", err)
+	}
+	return fmt.Errorf("%w. Either start with the secret the data directory %s was created with (POSTERN_SECRET, --secret-file, or neither for the development secret generated there), "+
+		"or, for a development setup, move %s aside and start afresh (its tokens and signing keys are lost)", err, cfg.DataDir, cfg.DataDir)
+}
+
 // rotateKeys replaces the signing key once it is older than maxAge, checking
 // at start and then hourly; the previous key stays published for the
 // overlap. Replicas sharing a store rotate once between them.
@@ -298,7 +311,7 @@ func serve(ctx context.Context, cfg *Config, secretFile string, reloads reloadSo
 	}()
 	km, err := keys.Open(ctx, store, secret, keys.Options{Algorithm: cfg.KeyAlgorithm, Overlap: cfg.KeyOverlap})
 	if err != nil {
-		return err
+		return withSecretHint(err, cfg)
 	}
 	if cfg.Store != "" {
 		// Stopped before the store closes (defers run in reverse).
