@@ -86,6 +86,7 @@ type Server struct {
 	clients  map[string]*clients.Client
 	metrics  *metrics
 	alarm    *storeAlarm
+	authLog  *clientAuthLog
 	registry *prometheus.Registry
 	router   *mux.Router
 	scopes   []string
@@ -136,6 +137,7 @@ func New(cfg Config, store storage.Store, keys KeySet) (*Server, error) {
 		cfg.Users = identity.NewDirectory(nil, identity.NewThrottle(identity.ThrottleOptions{}), passhash.NewLimiter(0, nil))
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, store: store, keys: keys, clients: map[string]*clients.Client{}, users: cfg.Users}
+	s.authLog = &clientAuthLog{log: s.log}
 	var err error
 	if s.jar, err = newCookieJar(cfg.CookieKey, strings.HasPrefix(cfg.Issuer, "https://"), cfg.SessionTTL, cfg.Now); err != nil {
 		return nil, fmt.Errorf("authz: %w", err)
