@@ -106,9 +106,11 @@ func TestParseConfigErrors(t *testing.T) {
 	}{
 		// JSON syntax and structure.
 		{name: "syntax error", config: `{"issuer": }`,
-			want: `config: invalid JSON at byte 12: invalid character '}' looking for beginning of value`},
+			want: "config: invalid JSON at line 1, column 12: invalid character '}' looking for beginning of value\n{\"issuer\": }\n           ^"},
 		{name: "syntax error in client", config: `{"clients": [{"client_id": "a",}]}`,
-			want: `config: invalid JSON at byte 32: invalid character '}' looking for beginning of object key string`},
+			want: "config: invalid JSON at line 1, column 32: invalid character '}' looking for beginning of object key string\n{\"clients\": [{\"client_id\": \"a\",}]}\n                               ^"},
+		{name: "syntax error on a later line", config: "{\n\t\"addr\": \"127.0.0.1:4444\"\n  \"data_dir\": \"d\"\n}\n",
+			want: "config: invalid JSON at line 3, column 3: invalid character '\"' after object key:value pair\n  \"data_dir\": \"d\"\n  ^"},
 		{name: "empty file", config: ``, want: `config: unexpected end of JSON`},
 		{name: "whitespace only", config: " \n\t", want: `config: unexpected end of JSON`},
 		{name: "truncated", config: `{"addr": "x:1"`, want: `config: unexpected end of JSON`},
