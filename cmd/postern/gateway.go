@@ -30,8 +30,8 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.config, "config", "", "configuration `file` (JSON)")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	log, code := parseCommand("gateway", fs, args, &f.logFormat, &f.logLevel, stderr)
-	if code != exitOK {
+	log, code := parseCommand("gateway", fs, args, &f.logFormat, &f.logLevel, stdout, stderr)
+	if log == nil {
 		return code
 	}
 	if f.config == "" {
@@ -76,7 +76,7 @@ func runGatewayServer(ctx context.Context, cfg *gateway.FileConfig, reloads relo
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+		return fmt.Errorf("listen on %s (set by the config's listen): %w", cfg.Listen, err)
 	}
 	scheme := "http"
 	if cfg.TLS != nil {
@@ -120,7 +120,7 @@ func runGatewayServer(ctx context.Context, cfg *gateway.FileConfig, reloads relo
 		go func() { errc <- as.Serve(aln) }()
 	}
 
-	log.Info("postern gateway ready", "addr", ln.Addr().String(), "issuer", gcfg.Issuer, "routes", len(gcfg.Routes))
+	log.Info("postern gateway ready", "pid", os.Getpid(), "addr", ln.Addr().String(), "issuer", gcfg.Issuer, "routes", len(gcfg.Routes))
 	fmt.Fprintf(stdout, "postern gateway listening on %s://%s\n", scheme, ln.Addr())
 	if adminAddr != nil {
 		fmt.Fprintf(stdout, "postern gateway metrics at http://%s/metrics\n", adminAddr)
