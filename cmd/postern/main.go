@@ -30,7 +30,8 @@ Usage:
   postern keys list   --config FILE [--data DIR | --store URL]
   postern migrate [--config FILE] [--store URL]
                                 apply pending PostgreSQL schema migrations
-  postern version
+  postern healthcheck URL       exit 0 if URL (a /healthz) answers 200: for container health checks
+  postern version               the module version and the commit it was built from
   postern help
 
 The system secret comes from POSTERN_SECRET (at least 32 bytes) or
@@ -98,6 +99,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runKeys(args[1:], stdout, stderr)
 	case "migrate":
 		return runMigrate(args[1:], stdout, stderr)
+	case "healthcheck":
+		return runHealthcheck(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "postern", versionString())
 		return exitOK
