@@ -92,6 +92,8 @@ type Server struct {
 	users    *identity.Directory
 	jar      *cookieJar
 	pages    pages
+	// backchannel tells clients of a sign-out (backchannel.go).
+	backchannel *backchannel
 
 	// SAML identity providers, by ID and in login-page order.
 	saml      map[string]*samlsp.Provider
@@ -187,6 +189,7 @@ func New(cfg Config, store storage.Store, keys KeySet) (*Server, error) {
 		s.saml[p.ID()] = p
 		s.samlOrder = append(s.samlOrder, p)
 	}
+	s.backchannel = newBackchannel(s)
 	s.router = s.routes()
 	return s, nil
 }
@@ -204,6 +207,8 @@ func (s *Server) routes() *mux.Router {
 	handle("/.well-known/oauth-authorization-server", "discovery", s.handleDiscovery)
 	handle("/.well-known/openid-configuration", "discovery", s.handleDiscovery)
 	handle(pathJWKS, "jwks", s.handleJWKS)
+	handle(pathUserinfo, "userinfo", s.handleUserinfo)
+	handle(pathEndSession, "end_session", s.handleEndSession)
 	handle("/healthz", "healthz", s.handleHealth)
 	handle(pathAuthorize, "authorize", s.handleAuthorize)
 	handle(pathLogin, "login", s.handleLogin)
