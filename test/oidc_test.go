@@ -374,3 +374,35 @@ func TestOpenIDEndSessionRefusals(t *testing.T) {
 		t.Errorf("confirmed sign-out: %d %q", p.status, p.location)
 	}
 }
+
+// The implicit OpenID flows of legacy SPAs: "id_token token" and
+// "id_token", nonce required (OIDC Core §3.2.2.1), the ID token carrying
+// the nonce and, with an access token, its at_hash.
+func TestOpenIDImplicit(t *testing.T) {
+	srv := startServer(t, writeConfig(t, oidcConfig(t, "")), "")
+	b := newBrowser(t)
+	q := func(rt, nonce string) string {
+		v := url.Values{"client_id": {"legacy"}, "response_type": {rt}, "scope": {"openid profile"}, "redirect_uri": {callbackURL}, "state": {"s-1"}}
+		if nonce != "" {
+			v.Set("nonce", nonce)
+		}
+		return srv.URL + "/oauth2/authorize?" + v.Encode()
+	}
+	p := b.get(q("id_token token", "n-0123456789"))
+	p = b.login(srv.URL, p, "alice", "alice-password")
+	if strings.Contains(p.body, `name="decision"`) {
+		p = b.consent(srv.URL, p, "allow", true)
+	}
+	got := callback(t, p)
+	c := verifyTypedJWT(t, srv, got.Get("id_token"), "JWT")
+	if got.Get("access_token") == "" || c["nonce"] != "n-0123456789" || c["at_hash"] == nil || c["aud"] == nil || c["sub"] != "alice" {
+		t.Errorf("id_token token: %v, claims %v", got, c)
+	}
+	got = callback(t, b.get(q("id_token", "n-9876543210")))
+	if c := verifyTypedJWT(t, srv, got.Get("id_token"), "JWT"); got.Get("access_token") != "" || c["nonce"] != "n-9876543210" || c["at_hash"] != nil {
+		t.Errorf("id_token alone: %v, claims %v", got, c)
+	}
+	if got := callback(t, b.get(q("id_token token", ""))); got.Get("error") != "invalid_request" || got.Get("access_token") != "" {
+		t.Errorf("implicit without nonce: %v, want invalid_request", got)
+	}
+}
