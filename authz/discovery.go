@@ -41,6 +41,9 @@ func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 		"introspection_endpoint_auth_signing_alg_values_supported": clients.ClientAssertionAlgs,
 		"revocation_endpoint_auth_signing_alg_values_supported":    clients.ClientAssertionAlgs,
 		"revocation_endpoint_auth_methods_supported":               authMethods,
+		// Postern's own (RFC 8414 §2 allows extra members): the revocation
+		// feed, Server-Sent Events for resource_server clients.
+		"postern_revocation_feed_endpoint": iss + pathRevocationFeed,
 	}
 	// OpenID Provider Metadata (OpenID Connect Discovery 1.0 §3), in the
 	// same document: RFC 8414 §2 names its members as extensions.

@@ -98,6 +98,8 @@ type Server struct {
 	// SAML identity providers, by ID and in login-page order.
 	saml      map[string]*samlsp.Provider
 	samlOrder []*samlsp.Provider
+
+	feed *feedHub // the revocation feed's streams (feed.go)
 }
 
 // Endpoint paths, relative to the issuer.
@@ -137,7 +139,10 @@ func New(cfg Config, store storage.Store, keys KeySet) (*Server, error) {
 	if cfg.Users == nil {
 		cfg.Users = identity.NewDirectory(nil, identity.NewThrottle(identity.ThrottleOptions{}), passhash.NewLimiter(0, nil))
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, store: store, keys: keys, clients: map[string]*clients.Client{}, users: cfg.Users}
+	hub := newFeedHub()
+	// Every revocation committed through this server wakes its feed.
+	store = feedStore{Store: store, hub: hub}
+	s := &Server{cfg: cfg, log: cfg.Logger, store: store, keys: keys, clients: map[string]*clients.Client{}, users: cfg.Users, feed: hub}
 	var err error
 	if s.jar, err = newCookieJar(cfg.CookieKey, strings.HasPrefix(cfg.Issuer, "https://"), cfg.SessionTTL, cfg.Now); err != nil {
 		return nil, fmt.Errorf("authz: %w", err)
@@ -204,6 +209,7 @@ func (s *Server) routes() *mux.Router {
 	handle(pathToken, "token", s.handleToken)
 	handle(pathIntrospect, "introspect", s.handleIntrospect)
 	handle(pathRevoke, "revoke", s.handleRevoke)
+	handle(pathRevocationFeed, "revocation_feed", s.handleRevocationFeed)
 	handle("/.well-known/oauth-authorization-server", "discovery", s.handleDiscovery)
 	handle("/.well-known/openid-configuration", "discovery", s.handleDiscovery)
 	handle(pathJWKS, "jwks", s.handleJWKS)

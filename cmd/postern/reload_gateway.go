@@ -83,8 +83,10 @@ func newGateway(cfg *gateway.FileConfig, log *slog.Logger) (*gateway.Gateway, er
 }
 
 // warm runs discovery in the background, so a wrong issuer shows in the
-// log now; the gateway serves meanwhile (see runGatewayServer).
+// log now, and starts following the revocation feed; the gateway serves
+// meanwhile (see runGatewayServer).
 func (r *gatewayReloader) warm(gw *gateway.Gateway, issuer string) {
+	gw.Subscribe(r.ctx)
 	go func() {
 		wctx, cancel := context.WithTimeout(r.ctx, 10*time.Second)
 		defer cancel()
