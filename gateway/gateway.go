@@ -30,6 +30,12 @@ type Gateway struct {
 	authClient    *http.Client
 	disco         *discovery
 	introspector  *introspector
+	// The revocation feed (feed.go): what it told, the credentials it is
+	// read with, and how to stop following it.
+	revoked          *revocations
+	feedClientID     string
+	feedClientSecret string
+	stopFeed         context.CancelFunc
 
 	lastUnavailableLog atomic.Int64 // unix second of the last "cannot validate" warning
 }
@@ -58,15 +64,18 @@ func New(cfg Config) (*Gateway, error) {
 		client = newAuthClient()
 	}
 	g := &Gateway{
-		log:           log,
-		metrics:       newMetrics(),
-		fwd:           fwd,
-		protected:     newProtectedHeaders(cfg.ClaimHeaders),
-		claimHeaders:  map[string]string{},
-		clientTiers:   map[string]*tierState{},
-		limiter:       newLimiter(defaultMaxRateLimitKeys, now),
-		preflightTier: newTierState("cors-preflight", preflightLimit),
-		authClient:    client,
+		log:              log,
+		metrics:          newMetrics(),
+		fwd:              fwd,
+		protected:        newProtectedHeaders(cfg.ClaimHeaders),
+		claimHeaders:     map[string]string{},
+		clientTiers:      map[string]*tierState{},
+		limiter:          newLimiter(defaultMaxRateLimitKeys, now),
+		preflightTier:    newTierState("cors-preflight", preflightLimit),
+		authClient:       client,
+		revoked:          newRevocations(),
+		feedClientID:     cfg.ClientID,
+		feedClientSecret: cfg.ClientSecret,
 	}
 	g.realm = g.fwd.realm()
 	for claim, h := range cfg.ClaimHeaders {
@@ -114,6 +123,7 @@ func New(cfg Config) (*Gateway, error) {
 		verifyJWT:   jv.verify,
 		now:         now,
 		metrics:     g.metrics,
+		rev:         g.revoked,
 	}
 	return g, nil
 }
@@ -164,8 +174,12 @@ func (g *Gateway) CheckCredentials(ctx context.Context) error {
 // MetricsHandler serves Prometheus metrics (for the admin listener).
 func (g *Gateway) MetricsHandler() http.Handler { return g.metrics.handler() }
 
-// Close releases idle upstream connections.
+// Close stops following the revocation feed and releases idle upstream
+// connections.
 func (g *Gateway) Close() {
+	if g.stopFeed != nil {
+		g.stopFeed()
+	}
 	for _, rt := range g.all {
 		rt.proxy.transport.CloseIdleConnections()
 	}

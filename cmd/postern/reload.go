@@ -223,6 +223,9 @@ func (r *serveReloader) reload() bool {
 	old := r.cur
 	r.handler.swap(inst.srv)
 	r.cur = inst
+	if err := inst.srv.TakeOver(r.base.ctx, old.srv); err != nil {
+		log.Error("reloaded, but the revocation feed may miss what the reload ended (caches keep such tokens until their TTL)", "error", err)
+	}
 	// Requests still inside the old server keep its providers, which work
 	// on without their refresh.
 	old.stopSAML()

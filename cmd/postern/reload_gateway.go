@@ -85,9 +85,11 @@ func newGateway(cfg *gateway.FileConfig, log *slog.Logger) (*gateway.Gateway, er
 }
 
 // warm runs discovery and checks the gateway's client credentials in the
-// background, so a wrong issuer or secret shows in the log now; the gateway
-// serves meanwhile (see runGatewayServer for the check at start).
+// background, so a wrong issuer or secret shows in the log now, and starts
+// following the revocation feed; the gateway serves meanwhile (see
+// runGatewayServer for the check at start).
 func (r *gatewayReloader) warm(gw *gateway.Gateway, issuer string) {
+	gw.Subscribe(r.ctx)
 	go func() {
 		if err := r.checkAuthServer(gw, issuer); err != nil {
 			r.log.Error("configuration error: tokens cannot be validated until the gateway's client_id / client_secret are fixed", "issuer", issuer, "error", err)

@@ -98,10 +98,13 @@ func loadServeConfig(f *serveFlags) (*Config, error) {
 // openStore opens PostgreSQL when the configuration names it, else the
 // bbolt file in the data directory. Either is closed with Close.
 func openStore(ctx context.Context, cfg *Config, log *slog.Logger) (storage.Store, error) {
+	// Revocation events outlive every access token they could concern (a
+	// reload may lengthen lifetimes, so never less than a day).
+	retention := max(24*time.Hour, cfg.Lifetimes.AccessToken, cfg.Lifetimes.ImplicitAccessToken)
 	if cfg.Store != "" {
-		return postgres.Open(ctx, cfg.Store, postgres.Options{Logger: log})
+		return postgres.Open(ctx, cfg.Store, postgres.Options{Logger: log, RevocationRetention: retention})
 	}
-	return bolt.Open(filepath.Join(cfg.DataDir, "postern.db"), bolt.Options{Logger: log})
+	return bolt.Open(filepath.Join(cfg.DataDir, "postern.db"), bolt.Options{Logger: log, RevocationRetention: retention})
 }
 
 // storeName says where records live, for logs: never the DSN, which may
@@ -374,6 +377,9 @@ func serve(ctx context.Context, cfg *Config, secretFile string, reloads reloadSo
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
+	// Revocation-feed streams never end by themselves; Shutdown would wait
+	// for them until its deadline.
+	hs.RegisterOnShutdown(func() { rl.cur.srv.CloseStreams() })
 	errc := make(chan error, 1)
 	if cfg.TLS != nil {
 		hs.TLSConfig = cfg.TLS
