@@ -73,6 +73,7 @@ func runGatewayServer(ctx context.Context, cfg *gateway.FileConfig, reloads relo
 	if err := rl.checkAuthServer(gw, gcfg.Issuer); err != nil {
 		return err
 	}
+	gw.Subscribe(ctx)
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
