@@ -29,6 +29,7 @@ type Gateway struct {
 	log           *slog.Logger
 	authClient    *http.Client
 	disco         *discovery
+	introspector  *introspector
 	// The revocation feed (feed.go): what it told, the credentials it is
 	// read with, and how to stop following it.
 	revoked          *revocations
@@ -118,6 +119,7 @@ func New(cfg Config) (*Gateway, error) {
 	if maxEntries == 0 {
 		maxEntries = DefaultCacheEntries
 	}
+	g.introspector = in
 	g.validator = &validator{
 		cache:       newTokenCache(maxEntries),
 		ttl:         cfg.Cache.TTL,
@@ -156,6 +158,21 @@ func (g *Gateway) Warm(ctx context.Context) error {
 		return nil // public routes only: no authorization server to find
 	}
 	_, err := g.disco.get(ctx)
+	return err
+}
+
+// CheckCredentials introspects a token that cannot exist, so the server
+// says now whether it accepts the gateway's client credentials: nil when it
+// answers, an error wrapping ErrCredentials when it refuses them, or one
+// wrapping ErrUnavailable when it cannot be asked.
+func (g *Gateway) CheckCredentials(ctx context.Context) error {
+	if g.disco.issuer == "" {
+		return nil
+	}
+	_, err := g.introspector.introspect(ctx, credentialsProbe)
+	if err == nil || errors.Is(err, ErrInvalidToken) {
+		return nil
+	}
 	return err
 }
 
@@ -317,6 +334,13 @@ func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request) (*Identit
 		// outage of the authorization server, and no one reads the answer.
 		// 499 is nginx's "client closed request", for the metrics only.
 		w.WriteHeader(499)
+	case errors.Is(err, ErrCredentials):
+		// Fail closed as below, but say what to fix: no outage ends this.
+		if now := time.Now().Unix(); g.lastUnavailableLog.Swap(now) != now {
+			g.log.Error("configuration error: cannot validate tokens; fix the gateway's client_id / client_secret (or the client at the server) and reload", "error", err)
+		}
+		retryAfter(w, retryAfterUnavailable*time.Second)
+		writeError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "Token validation is temporarily unavailable.")
 	default:
 		// Fail closed: without the server's word no token is accepted.
 		// During an outage every uncached request lands here; one line a

@@ -46,6 +46,9 @@ const (
 	RefreshToken      Kind = "refresh"
 	AuthorizationCode Kind = "code"
 	PKCE              Kind = "pkce"
+	// OpenIDSession is an authorization code's OpenID Connect request
+	// (nonce, max_age), kept under the code's signature until redeemed.
+	OpenIDSession Kind = "oidc"
 )
 
 // Token is one issued credential. It is keyed by (Kind, Signature): the

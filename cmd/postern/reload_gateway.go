@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync/atomic"
@@ -88,18 +90,37 @@ func newGateway(cfg *gateway.FileConfig, log *slog.Logger, collectors []promethe
 	return gateway.New(gcfg)
 }
 
-// warm runs discovery in the background, so a wrong issuer shows in the
-// log now, and starts following the revocation feed; the gateway serves
-// meanwhile (see runGatewayServer).
+// warm runs discovery and checks the gateway's client credentials in the
+// background, so a wrong issuer or secret shows in the log now, and starts
+// following the revocation feed; the gateway serves meanwhile (see
+// runGatewayServer for the check at start).
 func (r *gatewayReloader) warm(gw *gateway.Gateway, issuer string) {
 	gw.Subscribe(r.ctx)
 	go func() {
-		wctx, cancel := context.WithTimeout(r.ctx, 10*time.Second)
-		defer cancel()
-		if err := gw.Warm(wctx); err != nil && r.ctx.Err() == nil {
-			r.log.Warn("authorization server not reachable yet; tokens will be checked once it is", "issuer", issuer, "error", err)
+		if err := r.checkAuthServer(gw, issuer); err != nil {
+			r.log.Error("configuration error: tokens cannot be validated until the gateway's client_id / client_secret are fixed", "issuer", issuer, "error", err)
 		}
 	}()
+}
+
+// checkAuthServer runs discovery and introspects a token that cannot
+// exist, bounded to 10 s. Only a refusal of the gateway's credentials is
+// returned: an unreachable server is logged and may come up later (public
+// routes need none).
+func (r *gatewayReloader) checkAuthServer(gw *gateway.Gateway, issuer string) error {
+	wctx, cancel := context.WithTimeout(r.ctx, 10*time.Second)
+	defer cancel()
+	err := gw.Warm(wctx)
+	if err == nil {
+		err = gw.CheckCredentials(wctx)
+	}
+	switch {
+	case errors.Is(err, gateway.ErrCredentials):
+		return fmt.Errorf("%w; check client_id and client_secret in the gateway's configuration, and that the server at %s has that client with that secret", err, issuer)
+	case err != nil && r.ctx.Err() == nil:
+		r.log.Warn("authorization server not reachable yet; tokens will be checked once it is", "issuer", issuer, "error", err)
+	}
+	return nil
 }
 
 // reload re-reads the configuration and swaps in a gateway built from it;

@@ -126,6 +126,19 @@ func checkSharedSecret(cfg *Config, secretFile string) error {
 	return nil
 }
 
+// withSecretHint adds both ways out to a wrong-secret error: the secret the
+// store was created with, or, in development, a fresh data directory.
+func withSecretHint(err error, cfg *Config) error {
+	if !errors.Is(err, keys.ErrWrongSecret) {
+		return err
+	}
+	if cfg.Store != "" {
+		return fmt.Errorf("%w. Start with the secret the store was created with (every replica needs the same one)", err)
+	}
+	return fmt.Errorf("%w. Either start with the secret the data directory %s was created with (POSTERN_SECRET, --secret-file, or neither for the development secret generated there), "+
+		"or, for a development setup, move %s aside and start afresh (its tokens and signing keys are lost)", err, cfg.DataDir, cfg.DataDir)
+}
+
 // rotateKeys replaces the signing key once it is older than maxAge, checking
 // at start and then hourly; the previous key stays published for the
 // overlap. Replicas sharing a store rotate once between them.
@@ -193,8 +206,24 @@ func reloadKeys(ctx context.Context, km *keys.Manager, every time.Duration, log 
 // parseCommand parses a long-running subcommand's flags, refuses stray
 // arguments and builds its logger; a code other than exitOK means it has
 // already told the user why.
-func parseCommand(name string, fs *flag.FlagSet, args []string, format, level *string, stderr io.Writer) (*slog.Logger, int) {
+//
+// -h / --help prints the command's usage block to stdout and exits 0; a bad
+// flag prints the error and the usage block to stderr (exit 2). A nil
+// logger means the command is done with the returned code.
+func parseCommand(name string, fs *flag.FlagSet, args []string, format, level *string, stdout, stderr io.Writer) (*slog.Logger, int) {
+	printUsage := func(w io.Writer) {
+		fmt.Fprintf(w, "Usage:\n%s\nFlags:\n", commandUsage(name))
+		fs.SetOutput(w)
+		fs.PrintDefaults()
+		fs.SetOutput(stderr)
+	}
+	fs.Usage = func() {} // printed below, to the stream the case calls for
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage(stdout)
+			return nil, exitOK
+		}
+		printUsage(stderr)
 		return nil, exitUsage
 	}
 	if fs.NArg() > 0 {
@@ -216,8 +245,8 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	f.register(fs)
 	// Not in register: the keys commands share those flags and have nothing to profile.
 	fs.StringVar(&f.pprof, "pprof", "", "serve net/http/pprof on this separate `host:port` (off by default; keep it on loopback)")
-	log, code := parseCommand("serve", fs, args, &f.logFormat, &f.logLevel, stderr)
-	if code != exitOK {
+	log, code := parseCommand("serve", fs, args, &f.logFormat, &f.logLevel, stdout, stderr)
+	if log == nil {
 		return code
 	}
 	cfg, err := loadServeConfig(&f)
@@ -301,7 +330,7 @@ func serve(ctx context.Context, cfg *Config, secretFile string, reloads reloadSo
 	}()
 	km, err := keys.Open(ctx, store, secret, keys.Options{Algorithm: cfg.KeyAlgorithm, Overlap: cfg.KeyOverlap})
 	if err != nil {
-		return err
+		return withSecretHint(err, cfg)
 	}
 	if cfg.Store != "" {
 		// Stopped before the store closes (defers run in reverse).
@@ -320,7 +349,7 @@ func serve(ctx context.Context, cfg *Config, secretFile string, reloads reloadSo
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+		return fmt.Errorf("listen on %s (set by --addr or the config's addr): %w", cfg.Addr, err)
 	}
 	scheme := "http"
 	if cfg.TLS != nil {
@@ -366,7 +395,7 @@ func serve(ctx context.Context, cfg *Config, secretFile string, reloads reloadSo
 	} else {
 		go func() { errc <- hs.Serve(ln) }()
 	}
-	log.Info("postern ready", "addr", ln.Addr().String(), "issuer", cfg.Issuer, "data_dir", cfg.DataDir, "store", storeName(cfg, store),
+	log.Info("postern ready", "pid", os.Getpid(), "addr", ln.Addr().String(), "issuer", cfg.Issuer, "data_dir", cfg.DataDir, "store", storeName(cfg, store),
 		"clients", len(cfg.Clients), "access_token_format", cfg.Format)
 	fmt.Fprintf(stdout, "postern listening on %s://%s (issuer %s)\n", scheme, ln.Addr(), cfg.Issuer)
 
