@@ -157,7 +157,9 @@ func (s *Server) revokeReused(ctx context.Context, r *http.Request, t storage.To
 	if err := s.store.AppendEvent(ctx, ev); err != nil {
 		s.log.Error("record audit event", "type", ev.Type, "error", err)
 	}
-	s.log.Warn("one-time token reused; grant revoked", "type", ev.Type, "client_id", t.ClientID, "subject", t.Subject, "tokens_revoked", n, "ip", ev.IP)
+	// n counts what was still there: fosite's own reuse handling may have
+	// revoked the grant a moment earlier, through the same store.
+	s.log.Warn("one-time token reused; grant revoked", "type", ev.Type, "client_id", t.ClientID, "subject", t.Subject, "tokens_left_to_revoke", n, "ip", ev.IP)
 }
 
 // authenticateClient runs fosite's client authentication (method enforced)

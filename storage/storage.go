@@ -186,9 +186,9 @@ type Store interface {
 	// Deleting the token (DeleteToken, RevokeGrant, expiry) deletes its retry.
 	RetryOf(ctx context.Context, kind Kind, signature string) (Retry, error)
 	// RevokeGrant deletes every token of a grant at once and reports how many
-	// it removed (zero is not an error). When it removed an unexpired token
-	// it records a RevokedGrant event in the same transaction, Until the
-	// latest expiry among them.
+	// it removed (zero is not an error). When it removed an unexpired access
+	// token it records a RevokedGrant event in the same transaction, Until
+	// the latest expiry among those (caches hold access tokens only).
 	RevokeGrant(ctx context.Context, requestID string) (int, error)
 	// GrantTokens lists the tokens of one grant, redeemed ones included.
 	GrantTokens(ctx context.Context, requestID string) ([]Token, error)

@@ -122,12 +122,13 @@ func sweepRevocations(tx *bbolt.Tx, now time.Time) (int, error) {
 }
 
 // grantRevocation is the event for the tokens RevokeGrant removed, or false
-// when none of them was still valid (no cache can hold one).
+// when none of them was an access token still valid: caches hold access
+// tokens only, so the event covers those.
 func grantRevocation(requestID string, removed []storage.Token, now time.Time) (storage.Revocation, bool) {
 	r := storage.Revocation{Kind: storage.RevokedGrant, ID: requestID}
 	live := false
 	for _, t := range removed {
-		if isExpired(t, now) {
+		if t.Kind != storage.AccessToken || isExpired(t, now) {
 			continue
 		}
 		live = true

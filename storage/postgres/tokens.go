@@ -245,14 +245,14 @@ func (s *Store) RevokeGrant(ctx context.Context, requestID string) (int, error) 
 	defer cancel()
 	var n int
 	err := s.inTx(bctx, func(tx pgx.Tx) error {
-		// The deleted rows' aggregate decides the event: the live ones
-		// are what a cache may still hold.
+		// The deleted rows' aggregate decides the event: the live access
+		// tokens are what a cache may still hold.
 		var until *int64
 		var subject, client *bin
-		err := tx.QueryRow(bctx, `WITH gone AS (DELETE FROM tokens WHERE request_id = $1 RETURNING subject, client_id, expires_ns)
-SELECT count(*), max(expires_ns) FILTER (WHERE expires_ns >= $2),
-    (array_agg(subject) FILTER (WHERE expires_ns >= $2))[1], (array_agg(client_id) FILTER (WHERE expires_ns >= $2))[1] FROM gone`,
-			bin(requestID), now).Scan(&n, &until, &subject, &client)
+		err := tx.QueryRow(bctx, `WITH gone AS (DELETE FROM tokens WHERE request_id = $1 RETURNING kind, subject, client_id, expires_ns),
+live AS (SELECT * FROM gone WHERE kind = $3 AND expires_ns >= $2)
+SELECT (SELECT count(*) FROM gone), max(expires_ns), (array_agg(subject))[1], (array_agg(client_id))[1] FROM live`,
+			bin(requestID), now, string(storage.AccessToken)).Scan(&n, &until, &subject, &client)
 		if err != nil || until == nil {
 			return err
 		}

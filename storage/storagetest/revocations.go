@@ -47,15 +47,17 @@ func testRevokeGrantRecordsEvent(t *testing.T, s storage.Store) {
 	if r.Seq == 0 || r.Kind != storage.RevokedGrant || r.ID != "req-1" || r.Subject != "alice" || r.ClientID != "client-1" {
 		t.Errorf("event %+v", r)
 	}
-	checkTime(t, "Until", r.Until, rt.ExpiresAt)
+	// The refresh token expires later, but no cache holds one.
+	checkTime(t, "Until", r.Until, at.ExpiresAt)
 	if r.Time.Before(before) || r.Time.Location() != time.UTC {
 		t.Errorf("event Time %v, want now in UTC", r.Time)
 	}
 	checkRange(t, s, 0, r.Seq)
 
-	// Nothing valid removed, nothing to tell: no event.
-	mustCreate(t, s, expired(tok(storage.AccessToken, "gone", "req-2", "client-1", "alice")))
-	for _, id := range []string{"req-2", "no-such-grant", "req-1"} {
+	// No valid access token removed, nothing to tell: no event.
+	mustCreate(t, s, expired(tok(storage.AccessToken, "gone", "req-2", "client-1", "alice")),
+		tok(storage.RefreshToken, "rt-only", "req-3", "client-1", "alice"))
+	for _, id := range []string{"req-2", "req-3", "no-such-grant", "req-1"} {
 		if _, err := s.RevokeGrant(t.Context(), id); err != nil {
 			t.Fatalf("RevokeGrant(%s): %v", id, err)
 		}
