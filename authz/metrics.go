@@ -91,7 +91,9 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error)
 	return c, err
 }
 
-func (s *Server) metricsHandler() http.Handler {
+// MetricsHandler serves the server's metrics in the Prometheus format, for
+// an admin listener: they are not on the public router.
+func (s *Server) MetricsHandler() http.Handler {
 	return promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{})
 }
 

@@ -233,7 +233,6 @@ func (s *Server) routes() *mux.Router {
 	handle("/saml/{id}/acs", "saml_acs", s.handleSAMLACS)
 	handle("/saml/{id}/metadata", "saml_metadata", s.handleSAMLMetadata)
 	r.PathPrefix("/static/").Handler(s.instrument("static", s.staticHandler()))
-	r.Handle("/metrics", s.metricsHandler())
 	return r
 }
 

@@ -84,7 +84,7 @@ func TestServeACME(t *testing.T) {
 			addr := fmt.Sprintf("127.0.0.1:%d", tlsPort)
 			base := fmt.Sprintf("https://%s:%d", acmeDomain, tlsPort)
 			config := writeJSONConfig(t, map[string]any{
-				"addr": addr, "issuer": base,
+				"addr": addr, "issuer": base, "admin_listen": "127.0.0.1:0",
 				"tls": map[string]any{"acme": acmeBlock(peb, challenge, httpPort)},
 				"clients": []any{map[string]any{"client_id": "svc", "client_secret": "svc-dev-secret-0123456789",
 					"grant_types": []string{"client_credentials"}, "scope": "read"}},
@@ -92,7 +92,7 @@ func TestServeACME(t *testing.T) {
 			data := t.TempDir()
 			start := func() *gwProc {
 				return startGWProc(t, "server", binary, []string{"serve", "--config", config, "--data", data, "--log-level", "debug"},
-					[]string{"POSTERN_SECRET=acme-test-secret-0123456789-0123456789"}, false)
+					[]string{"POSTERN_SECRET=acme-test-secret-0123456789-0123456789"}, true)
 			}
 			p := start()
 			first := servedSerial(t, peb, addr)
@@ -102,7 +102,7 @@ func TestServeACME(t *testing.T) {
 			}
 			want := fmt.Sprintf(`postern_acme_certificate_expiry_timestamp_seconds{domain=%q}`, acmeDomain)
 			gwEventually(t, 90*time.Second, "expiry metric", func() bool {
-				_, body := getBody(t, c, base+"/metrics")
+				_, body := getBody(t, http.DefaultClient, p.AdminURL+"/metrics")
 				return strings.Contains(body, want)
 			})
 			p.Stop()

@@ -30,8 +30,10 @@ import (
 // fileConfig is the server's JSON configuration as written in git. Field
 // names are the external contract (DESIGN.md); client fields use RFC 7591.
 type fileConfig struct {
-	Issuer        string            `json:"issuer"`
-	Addr          string            `json:"addr"`
+	Issuer string `json:"issuer"`
+	Addr   string `json:"addr"`
+	// AdminListen serves /metrics apart from the public port (off unless set).
+	AdminListen   string            `json:"admin_listen"`
 	DataDir       string            `json:"data_dir"`
 	Store         string            `json:"store"`  // postgres:// DSN; empty means bbolt in data_dir
 	Tokens        json.RawMessage   `json:"tokens"` // authz.TokensFileConfig, decoded under its own path
@@ -54,6 +56,7 @@ type fileConfig struct {
 type Config struct {
 	Issuer       string
 	Addr         string
+	AdminListen  string // "": no metrics listener
 	DataDir      string
 	Store        string // PostgreSQL DSN shared by replicas, "" for bbolt in DataDir; may hold a password: never log it
 	Format       string
@@ -117,7 +120,7 @@ const (
 )
 
 func (fc *fileConfig) validate() (*Config, error) {
-	c := &Config{Addr: fc.Addr, DataDir: fc.DataDir}
+	c := &Config{Addr: fc.Addr, AdminListen: fc.AdminListen, DataDir: fc.DataDir}
 	for _, step := range []func(*Config) error{fc.server, fc.tokens, fc.network, fc.clients, fc.users, fc.samlProviders} {
 		if err := step(c); err != nil {
 			return nil, err
@@ -132,6 +135,11 @@ func (fc *fileConfig) server(c *Config) error {
 		c.Addr = defaultAddr
 	} else if err := confjson.HostPort(c.Addr); err != nil {
 		return confjson.Errorf("addr", "%v", err)
+	}
+	if c.AdminListen != "" {
+		if err := confjson.HostPort(c.AdminListen); err != nil {
+			return confjson.Errorf("admin_listen", "%v", err)
+		}
 	}
 	if c.DataDir == "" {
 		c.DataDir = defaultDataDir

@@ -71,6 +71,7 @@ func restartChanges(running, next *Config) []string {
 		}
 	}
 	add(running.Addr != next.Addr, "addr")
+	add(running.AdminListen != next.AdminListen, "admin_listen")
 	add(running.DataDir != next.DataDir, "data_dir")
 	add(running.Store != next.Store, "store")
 	add(running.Issuer != next.Issuer, "issuer")

@@ -24,15 +24,16 @@ import (
 )
 
 type serveFlags struct {
-	config     string
-	addr       string
-	issuer     string
-	data       string
-	secretFile string
-	logFormat  string
-	logLevel   string
-	store      string
-	pprof      string // serve only: see runServe
+	config      string
+	addr        string
+	issuer      string
+	data        string
+	secretFile  string
+	logFormat   string
+	logLevel    string
+	store       string
+	pprof       string // serve only: see runServe
+	adminListen string // serve only: overrides admin_listen
 }
 
 func (f *serveFlags) register(fs *flag.FlagSet) {
@@ -75,6 +76,12 @@ func loadServeConfig(f *serveFlags) (*Config, error) {
 			return nil, fmt.Errorf("--addr: expected host:port, got %q", f.addr)
 		}
 		cfg.Addr = f.addr
+	}
+	if f.adminListen != "" {
+		if err := confjson.HostPort(f.adminListen); err != nil {
+			return nil, fmt.Errorf("--admin-listen: %w", err)
+		}
+		cfg.AdminListen = f.adminListen
 	}
 	if f.issuer != "" {
 		iss, err := confjson.Issuer(f.issuer)
@@ -244,6 +251,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	var f serveFlags
 	f.register(fs)
 	// Not in register: the keys commands share those flags and have nothing to profile.
+	fs.StringVar(&f.adminListen, "admin-listen", "", "serve /metrics on this separate `host:port` (overrides config admin_listen; off by default)")
 	fs.StringVar(&f.pprof, "pprof", "", "serve net/http/pprof on this separate `host:port` (off by default; keep it on loopback)")
 	log, code := parseCommand("serve", fs, args, &f.logFormat, &f.logLevel, stdout, stderr)
 	if log == nil {
@@ -372,6 +380,14 @@ func serve(ctx context.Context, cfg *Config, secretFile string, reloads reloadSo
 	if err != nil {
 		ln.Close()
 		return err
+	}
+	if cfg.AdminListen != "" {
+		stopAdmin, err := startAdminListener(cfg.AdminListen, base.metrics, log, stdout)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer stopAdmin()
 	}
 	rl := &serveReloader{base: base, load: reloads.load, defaultIssuer: scheme + "://" + ln.Addr().String(),
 		handler: newSwapHandler(inst.srv), cur: inst}
