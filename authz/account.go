@@ -348,6 +348,7 @@ func (s *Server) handleEndAllSessions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.audit(r, "sessions_ended", user.Subject, "", "")
+	s.backchannel.notify(r, user.Subject, "")
 	s.jar.endSession(w)
 	http.Redirect(w, r, pathLogin, http.StatusSeeOther)
 }

@@ -6,7 +6,9 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ory/fosite"
 
@@ -55,16 +57,17 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	auth := pendingAuth(r.Form)
 	prompt := strings.Fields(r.Form.Get("prompt"))
 	user := s.session(r)
-	if user == nil || slices.Contains(prompt, "login") {
+	if user == nil || slices.Contains(prompt, "login") || s.tooOld(user, r.Form.Get("max_age")) {
 		if slices.Contains(prompt, "none") {
 			s.authorizeError(w, r, ar, fosite.ErrLoginRequired)
 			return
 		}
-		s.renderLogin(w, r, http.StatusOK, client, auth, "", "")
+		// login_hint (OIDC Core §3.1.2.1) fills in the username field.
+		s.renderLogin(w, r, http.StatusOK, client, auth, r.Form.Get("login_hint"), "")
 		return
 	}
 	scopes := effectiveScopes(ar, client)
-	if !client.Trusted && !s.consented(ctx, user.Subject, client.ID, scopes) {
+	if slices.Contains(prompt, "consent") || (!client.Trusted && !s.consented(ctx, user.Subject, client.ID, scopes)) {
 		if slices.Contains(prompt, "none") {
 			s.authorizeError(w, r, ar, fosite.ErrConsentRequired)
 			return
@@ -119,7 +122,7 @@ func authorizePolicy(ar fosite.AuthorizeRequester, c *clients.Client) error {
 			return fosite.ErrInvalidRequest.WithHint("code_challenge_method must be S256; plain is not accepted.")
 		}
 	}
-	if rts.Has("token") && !c.HasGrant(clients.GrantImplicit) {
+	if (rts.Has("token") || rts.Has("id_token")) && !c.HasGrant(clients.GrantImplicit) {
 		return fosite.ErrUnauthorizedClient.WithHint("The client is not registered for the implicit grant.")
 	}
 	return nil
@@ -167,12 +170,13 @@ func (s *Server) authorizeError(w http.ResponseWriter, r *http.Request, ar fosit
 // pendingAuth serializes the authorization request for the login and
 // consent forms. It only ever returns to this server's authorization
 // endpoint, so it cannot become an open redirect; prompt is dropped so a
-// prompt=login request does not loop back to the login page.
+// prompt=login request does not loop back to the login page, and so is
+// max_age, which the sign-in that comes first has just satisfied.
 func pendingAuth(form url.Values) string {
 	v := url.Values{}
 	for k, vals := range form {
 		switch k {
-		case "prompt", csrfField, "username", "password", "decision", "remember", "auth":
+		case "prompt", "max_age", csrfField, "username", "password", "decision", "remember", "auth":
 			continue
 		}
 		v[k] = vals
@@ -226,7 +230,14 @@ func (s *Server) issueAuthorization(w http.ResponseWriter, r *http.Request, ar f
 			sess.Claims[k] = v
 		}
 	}
-	implicit := ar.GetResponseTypes().ExactOne("token")
+	if slices.Contains(scopes, scopeOpenID) {
+		requestedAt := ar.GetRequestedAt()
+		if requestedAt.IsZero() {
+			requestedAt = s.cfg.Now().UTC()
+		}
+		sess.ID = idClaims(user, scopes, requestedAt)
+	}
+	implicit := !ar.GetResponseTypes().Has("code")
 	if implicit {
 		sess.GrantType = clients.GrantImplicit
 	}
@@ -240,4 +251,19 @@ func (s *Server) issueAuthorization(w http.ResponseWriter, r *http.Request, ar f
 		s.metrics.issued.WithLabelValues(clients.GrantImplicit).Inc()
 	}
 	s.provider.WriteAuthorizeResponse(ctx, w, ar, resp)
+}
+
+// tooOld says whether the user's sign-in is older than max_age seconds
+// (OIDC Core §3.1.2.1): then the user signs in again. A max_age that is
+// not a number is ignored, as fosite ignores it.
+func (s *Server) tooOld(user *loginSession, maxAge string) bool {
+	if maxAge == "" {
+		return false
+	}
+	secs, err := strconv.ParseInt(maxAge, 10, 64)
+	if err != nil || secs < 0 {
+		return false
+	}
+	authTime := time.Unix(0, user.AuthTime).Truncate(time.Second)
+	return authTime.Add(time.Duration(secs) * time.Second).Before(s.cfg.Now())
 }

@@ -103,14 +103,20 @@ func newCtlFixture(t *testing.T) *ctlFixture {
 // configuration reload does.
 func (f *ctlFixture) newServer(t *testing.T, cs []*clients.Client) *Server {
 	t.Helper()
+	return f.newServerUsers(t, cs, []identity.User{
+		{Username: "alice", Password: "alice-password"},
+		{Username: "bob", Password: "bob-password"},
+	})
+}
+
+// newServerUsers is newServer with other users.
+func (f *ctlFixture) newServerUsers(t *testing.T, cs []*clients.Client, users []identity.User) *Server {
+	t.Helper()
 	srv, err := New(Config{
-		Issuer:    "https://auth.example.com",
-		Lifetimes: ctlLifetimes(),
-		Clients:   cs,
-		Users: identity.NewDirectory([]identity.User{
-			{Username: "alice", Password: "alice-password"},
-			{Username: "bob", Password: "bob-password"},
-		}, identity.NewThrottle(identity.ThrottleOptions{}), passhash.NewLimiter(0, nil)),
+		Issuer:       "https://auth.example.com",
+		Lifetimes:    ctlLifetimes(),
+		Clients:      cs,
+		Users:        identity.NewDirectory(users, identity.NewThrottle(identity.ThrottleOptions{}), passhash.NewLimiter(0, nil)),
 		SecretHasher: clients.NewSecretHasher(passhash.NewLimiter(0, nil)),
 		HMACSecret:   f.sec.Derive("test hmac", 32),
 		RetryKey:     f.sec.Derive("test refresh retry", 32),

@@ -38,6 +38,24 @@ type loginSession struct {
 	// and a sign-in in the same second after it must survive.
 	AuthTime int64 `json:"atn"`
 	Expires  int64 `json:"exp"` // Unix seconds
+	// AMR says how the user signed in (the ID token's amr): amrPassword
+	// for the login form, amrSAML for a SAML identity provider.
+	AMR string `json:"amr,omitempty"`
+}
+
+// Authentication methods (RFC 8176 where it has a name for one). A SAML
+// sign-in is "saml": the IdP authenticated the user and Postern does not
+// know how, so it claims no method of its own.
+const (
+	amrPassword = "pwd"
+	amrSAML     = "saml"
+)
+
+func (s *loginSession) methods() []string {
+	if s.AMR == "" {
+		return nil
+	}
+	return []string{s.AMR}
 }
 
 // newSessionID returns 16 random bytes, base64url without padding.

@@ -2,7 +2,6 @@ package authz
 
 import (
 	"bytes"
-	"maps"
 	"net/url"
 	"sync"
 )
@@ -58,9 +57,7 @@ func (c *decodeCache) put(key string, d *decodedRequest) {
 // copySession gives each request its own maps: fosite and the handlers may
 // modify a request's session and form.
 func (d *decodedRequest) copySession(dst *Session) {
-	*dst = d.sess
-	dst.ExpiresAt = maps.Clone(d.sess.ExpiresAt)
-	dst.Claims = maps.Clone(d.sess.Claims)
+	*dst = *d.sess.Clone().(*Session)
 }
 
 func cloneForm(f url.Values) url.Values {

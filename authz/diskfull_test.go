@@ -106,7 +106,7 @@ var unavailableMetric = regexp.MustCompile(`(?m)^postern_storage_unavailable_tot
 func storeUnavailableCount(t *testing.T, srv *Server, reason string) int {
 	t.Helper()
 	rec := httptest.NewRecorder()
-	srv.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	srv.MetricsHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 	for _, m := range unavailableMetric.FindAllStringSubmatch(rec.Body.String(), -1) {
 		if m[1] == reason {
 			n, _ := strconv.Atoi(m[2])

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/oauth2"
+	"github.com/ory/fosite/handler/openid"
 
 	"github.com/postern-auth/postern/clients"
 	"github.com/postern-auth/postern/storage"
@@ -87,9 +88,13 @@ func (s *fositeStore) standingRetry(ctx context.Context, sig string) (retryAnswe
 }
 
 // refreshGrant is fosite's refresh handler, composed in fosite.go, with the
-// retry window around it.
+// retry window around it. fosite's OpenID Connect refresh handler (id) runs
+// inside it, not beside it: its new ID token is part of the answer sealed
+// for a retry, and a retry, answered from the seal, must get that very ID
+// token and no freshly minted second one.
 type refreshGrant struct {
 	inner *oauth2.RefreshTokenGrantHandler
+	id    *openid.OpenIDConnectRefreshHandler
 	store *fositeStore
 	now   func() time.Time
 }
@@ -105,6 +110,9 @@ func (g *refreshGrant) CanHandleTokenEndpointRequest(ctx context.Context, req fo
 func (g *refreshGrant) HandleTokenEndpointRequest(ctx context.Context, req fosite.AccessRequester) error {
 	err := g.inner.HandleTokenEndpointRequest(ctx, req)
 	var retry *retryError
+	if err == nil {
+		return g.idToken(g.id.HandleTokenEndpointRequest(ctx, req))
+	}
 	if !errors.As(err, &retry) {
 		return err
 	}
@@ -133,10 +141,17 @@ func (g *refreshGrant) PopulateTokenEndpointResponse(ctx context.Context, req fo
 	}
 	client := authenticatedClient(req)
 	if g.store.retry == nil || client == nil || sess == nil || client.Lifetimes.RefreshRetryWindow <= 0 {
-		return g.inner.PopulateTokenEndpointResponse(ctx, req, resp)
+		if err := g.inner.PopulateTokenEndpointResponse(ctx, req, resp); err != nil {
+			return err
+		}
+		return g.idToken(g.id.PopulateTokenEndpointResponse(ctx, req, resp))
 	}
 	ctx, tx := g.store.beginOwned(ctx)
 	if err := g.inner.PopulateTokenEndpointResponse(ctx, req, resp); err != nil {
+		return err
+	}
+	// The ID token goes into resp before the answer is sealed.
+	if err := g.idToken(g.id.PopulateTokenEndpointResponse(ctx, req, resp)); err != nil {
 		return err
 	}
 	redeemed := tx.redeemSig
@@ -158,6 +173,15 @@ func (g *refreshGrant) PopulateTokenEndpointResponse(ctx context.Context, req fo
 	}
 	if err != nil && !errors.As(err, &reuse) && !errors.Is(err, fosite.ErrNotFound) {
 		return fosite.ErrServerError.WithWrap(err).WithDebug(err.Error())
+	}
+	return err
+}
+
+// idToken reads the OpenID handler's answer: ErrUnknownRequest means the
+// grant has no openid scope, so there is no ID token to issue.
+func (g *refreshGrant) idToken(err error) error {
+	if errors.Is(err, fosite.ErrUnknownRequest) {
+		return nil
 	}
 	return err
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/compose"
 	"github.com/ory/fosite/handler/oauth2"
+	"github.com/ory/fosite/handler/openid"
 )
 
 // newProvider is the one place fosite is composed. Every grant Postern
@@ -35,12 +36,23 @@ func newProvider(cfg Config, store *fositeStore, hmacSecret []byte, keys KeySet)
 		// for nonce): any non-empty value is the client's to choose. 1, not
 		// 0, which fosite reads as its default of 8.
 		MinParameterEntropy: 1,
+		// OpenID Connect: ID tokens live as long as the access token they
+		// come with; select_account has no page here, so it is refused.
+		IDTokenLifespan:     cfg.Lifetimes.AccessToken,
+		AllowedPromptValues: []string{"none", "login", "consent"},
 	}
 
 	var strategy oauth2.CoreStrategy = newPrefixedStrategy(fc)
 	if cfg.AccessTokenFormat == FormatJWT {
 		strategy = &jwtStrategy{CoreStrategy: strategy, keys: keys, issuer: cfg.Issuer, now: time.Now}
 	}
+
+	store.codeSig = strategy.AuthorizeCodeSignature
+	// OpenID Connect (handler/openid): ID tokens signed by the server's
+	// keys (idtoken.go), one helper and validator shared by its flows.
+	signer := idTokenSigner{keys: keys, now: cfg.Now}
+	idTokens := &openid.IDTokenHandleHelper{IDTokenStrategy: &openid.DefaultStrategy{Signer: signer, Config: fc}}
+	oidcRequests := openid.NewOpenIDConnectRequestValidator(signer, fc)
 
 	provider := compose.Compose(fc, store, strategy,
 		// Ahead of the grants, so a missing parameter is invalid_request.
@@ -49,12 +61,30 @@ func newProvider(cfg Config, store *fositeStore, hmacSecret []byte, keys KeySet)
 		func(config fosite.Configurator, storage, strategy any) any {
 			return codeGrant{compose.OAuth2AuthorizeExplicitFactory(config, storage, strategy).(*oauth2.AuthorizeExplicitGrantHandler)}
 		},
+		// The ID token of the code flow, after the code grant: it needs
+		// the code at the authorization endpoint and runs after the
+		// code's tokens at the token endpoint.
+		func(fosite.Configurator, any, any) any {
+			return &openid.OpenIDConnectExplicitHandler{OpenIDConnectRequestStorage: store, OpenIDConnectRequestValidator: oidcRequests, Config: fc, IDTokenHandleHelper: idTokens}
+		},
+		// response_type "id_token token" and "id_token" (nonce required).
+		func(fosite.Configurator, any, any) any {
+			return &openid.OpenIDConnectImplicitHandler{
+				AuthorizeImplicitGrantTypeHandler: &oauth2.AuthorizeImplicitGrantTypeHandler{AccessTokenStrategy: strategy, AccessTokenStorage: store, Config: fc},
+				IDTokenHandleHelper:               idTokens,
+				OpenIDConnectRequestValidator:     oidcRequests,
+				Config:                            fc,
+			}
+		},
 		compose.OAuth2AuthorizeImplicitFactory,
 		compose.OAuth2ClientCredentialsGrantFactory,
-		// fosite's refresh grant, with the retry window around it.
+		// fosite's refresh grant and its OpenID Connect ID token, with the
+		// retry window around both: a retry gets the very ID token the
+		// first answer carried, not a second one.
 		func(config fosite.Configurator, _, strategy any) any {
 			inner := compose.OAuth2RefreshTokenGrantFactory(config, refreshStorage{store}, strategy).(*oauth2.RefreshTokenGrantHandler)
-			return &refreshGrant{inner: inner, store: store, now: cfg.Now}
+			id := &openid.OpenIDConnectRefreshHandler{IDTokenHandleHelper: idTokens, Config: fc}
+			return &refreshGrant{inner: inner, id: id, store: store, now: cfg.Now}
 		},
 		// Password sign-in is the user directory's, not the store's.
 		func(fosite.Configurator, any, any) any {

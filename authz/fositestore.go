@@ -11,6 +11,7 @@ import (
 
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/oauth2"
+	"github.com/ory/fosite/handler/openid"
 	"github.com/ory/fosite/handler/pkce"
 	fositestorage "github.com/ory/fosite/storage"
 
@@ -33,14 +34,18 @@ type fositeStore struct {
 	// subjectOK says whether a token's user still stands (see
 	// Server.subjectActive); tokens of removed users decode as not found.
 	subjectOK func(subject, credFP string) bool
+	// codeSig is the storage key of an authorization code (the token
+	// strategy's signature), for the records fosite keys by the code.
+	codeSig func(ctx context.Context, code string) string
 }
 
 var (
-	_ fosite.Storage                = (*fositeStore)(nil)
-	_ oauth2.CoreStorage            = (*fositeStore)(nil)
-	_ oauth2.TokenRevocationStorage = (*fositeStore)(nil)
-	_ pkce.PKCERequestStorage       = (*fositeStore)(nil)
-	_ fositestorage.Transactional   = (*fositeStore)(nil)
+	_ fosite.Storage                     = (*fositeStore)(nil)
+	_ oauth2.CoreStorage                 = (*fositeStore)(nil)
+	_ oauth2.TokenRevocationStorage      = (*fositeStore)(nil)
+	_ pkce.PKCERequestStorage            = (*fositeStore)(nil)
+	_ fositestorage.Transactional        = (*fositeStore)(nil)
+	_ openid.OpenIDConnectRequestStorage = (*fositeStore)(nil)
 )
 
 // storedRequest is the serialized form of a fosite request. Form values that
@@ -372,6 +377,35 @@ func (s *fositeStore) InvalidateAuthorizeCodeSession(ctx context.Context, code s
 	return s.redeem(ctx, storage.AuthorizationCode, code)
 }
 
+// --- OpenID Connect requests of authorization codes
+
+// CreateOpenIDConnectSession keeps the code's OpenID request (the form
+// fosite kept: nonce, max_age, prompt) under the code's signature, never
+// the code itself. Like PKCE it is written at the authorization endpoint,
+// outside any transaction.
+func (s *fositeStore) CreateOpenIDConnectSession(ctx context.Context, code string, req fosite.Requester) error {
+	t, err := s.encode(storage.OpenIDSession, s.codeSig(ctx, code), req, s.expiry(req, fosite.AuthorizeCode, s.lifetime.AuthorizationCode))
+	if err != nil {
+		return err
+	}
+	return s.store.CreateToken(ctx, t)
+}
+
+func (s *fositeStore) GetOpenIDConnectSession(ctx context.Context, code string, _ fosite.Requester) (fosite.Requester, error) {
+	req, _, err := s.get(ctx, storage.OpenIDSession, s.codeSig(ctx, code), newSession())
+	if err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+func (s *fositeStore) DeleteOpenIDConnectSession(ctx context.Context, code string) error {
+	if err := s.delete(ctx, storage.OpenIDSession, s.codeSig(ctx, code)); err != nil && !errors.Is(err, fosite.ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
 // --- PKCE
 
 func (s *fositeStore) CreatePKCERequestSession(ctx context.Context, sig string, req fosite.Requester) error {
@@ -458,7 +492,8 @@ func (s *fositeStore) commit(ctx context.Context, tx *pendingTx, retry *storage.
 		}
 		if tx.redeemKind == storage.AuthorizationCode {
 			// The code's PKCE record (same signature) has served; failing to
-			// delete it leaves it to the sweeper, not the client.
+			// delete it leaves it to the sweeper, not the client. The
+			// OpenID record is read after this commit and deleted then.
 			_ = s.store.DeleteToken(ctx, storage.PKCE, tx.redeemSig)
 		}
 		return nil

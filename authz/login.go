@@ -113,7 +113,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fp, _ := s.users.Fingerprint(u.Username)
-	if err := s.jar.startSession(w, loginSession{Subject: u.Username, Username: u.Username, Claims: u.Claims, CredFP: fp}); err != nil {
+	if err := s.jar.startSession(w, loginSession{Subject: u.Username, Username: u.Username, Claims: u.Claims, CredFP: fp, AMR: amrPassword}); err != nil {
 		s.log.Error("start login session", "error", err)
 		s.renderError(w, http.StatusInternalServerError, "Something went wrong", "Please try again.")
 		return
@@ -147,23 +147,9 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 		s.renderError(w, http.StatusForbidden, "Invalid request", "The form expired. Go back, reload and try again.")
 		return
 	}
-	// live decides the audit event; the revocation goes by the cookie
-	// alone, so that a session the store could not vouch for just now is
-	// revoked all the same.
-	live := s.session(r)
-	if c := s.jar.session(r); c != nil && c.SID != "" {
-		if err := s.store.RevokeSession(r.Context(), c.SID, time.Unix(c.Expires, 0)); err != nil {
-			s.log.Error("revoke login session", "subject", c.Subject, "error", err)
-			s.jar.endSession(w)
-			s.renderError(w, http.StatusServiceUnavailable, "Sign-out incomplete",
-				"This browser is signed out, but the server could not record it just now. If someone else may have a copy of your session, sign in again later and use \"Sign out everywhere\" on your account page.")
-			return
-		}
+	if !s.signOut(w, r, "logout", "") {
+		return
 	}
-	if live != nil {
-		s.audit(r, "logout", live.Subject, "", "")
-	}
-	s.jar.endSession(w)
 	http.Redirect(w, r, pathLogin, http.StatusSeeOther)
 }
 

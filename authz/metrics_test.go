@@ -27,7 +27,11 @@ func TestMetricsSharedRegistryCarriesOn(t *testing.T) {
 	}
 	get := func(s *Server, path string) string {
 		rec := httptest.NewRecorder()
-		s.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		h := http.Handler(s)
+		if path == "/metrics" {
+			h = s.MetricsHandler() // not on the public router
+		}
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
 		return rec.Body.String()
 	}
 	const line = `postern_http_requests_total{code="404",endpoint="not_found"} `
@@ -41,6 +45,11 @@ func TestMetricsSharedRegistryCarriesOn(t *testing.T) {
 	}
 	if body := get(first, "/metrics"); !strings.Contains(body, line+"3\n") {
 		t.Error("the first server's /metrics does not show the same counters")
+	}
+	rec := httptest.NewRecorder()
+	first.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if rec.Code != http.StatusNotFound {
+		t.Errorf("/metrics on the public router: %d, want 404", rec.Code)
 	}
 	// Without a registry each server has its own, as before.
 	own := newServer(nil)

@@ -253,7 +253,7 @@ func (s *Server) handleSAMLACS(w http.ResponseWriter, r *http.Request) {
 	c, q, _ := s.clientOfAuth(auth)
 	// The username is the prefixed subject too: nothing downstream may
 	// confuse corp:alice with the local user alice.
-	if err := s.jar.startSession(w, loginSession{Subject: login.Subject, Username: login.Subject, Claims: login.Claims}); err != nil {
+	if err := s.jar.startSession(w, loginSession{Subject: login.Subject, Username: login.Subject, Claims: login.Claims, AMR: amrSAML}); err != nil {
 		s.log.Error("start login session", "error", err)
 		s.renderError(w, http.StatusServiceUnavailable, "Something went wrong", "Please try again.")
 		return

@@ -86,16 +86,21 @@ type Server struct {
 	clients  map[string]*clients.Client
 	metrics  *metrics
 	alarm    *storeAlarm
+	authLog  *clientAuthLog
 	registry *prometheus.Registry
 	router   *mux.Router
 	scopes   []string
 	users    *identity.Directory
 	jar      *cookieJar
 	pages    pages
+	// backchannel tells clients of a sign-out (backchannel.go).
+	backchannel *backchannel
 
 	// SAML identity providers, by ID and in login-page order.
 	saml      map[string]*samlsp.Provider
 	samlOrder []*samlsp.Provider
+
+	feed *feedHub // the revocation feed's streams (feed.go)
 }
 
 // Endpoint paths, relative to the issuer.
@@ -135,7 +140,11 @@ func New(cfg Config, store storage.Store, keys KeySet) (*Server, error) {
 	if cfg.Users == nil {
 		cfg.Users = identity.NewDirectory(nil, identity.NewThrottle(identity.ThrottleOptions{}), passhash.NewLimiter(0, nil))
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, store: store, keys: keys, clients: map[string]*clients.Client{}, users: cfg.Users}
+	hub := newFeedHub()
+	// Every revocation committed through this server wakes its feed.
+	store = feedStore{Store: store, hub: hub}
+	s := &Server{cfg: cfg, log: cfg.Logger, store: store, keys: keys, clients: map[string]*clients.Client{}, users: cfg.Users, feed: hub}
+	s.authLog = &clientAuthLog{log: s.log}
 	var err error
 	if s.jar, err = newCookieJar(cfg.CookieKey, strings.HasPrefix(cfg.Issuer, "https://"), cfg.SessionTTL, cfg.Now); err != nil {
 		return nil, fmt.Errorf("authz: %w", err)
@@ -187,6 +196,7 @@ func New(cfg Config, store storage.Store, keys KeySet) (*Server, error) {
 		s.saml[p.ID()] = p
 		s.samlOrder = append(s.samlOrder, p)
 	}
+	s.backchannel = newBackchannel(s)
 	s.router = s.routes()
 	return s, nil
 }
@@ -201,9 +211,12 @@ func (s *Server) routes() *mux.Router {
 	handle(pathToken, "token", s.handleToken)
 	handle(pathIntrospect, "introspect", s.handleIntrospect)
 	handle(pathRevoke, "revoke", s.handleRevoke)
+	handle(pathRevocationFeed, "revocation_feed", s.handleRevocationFeed)
 	handle("/.well-known/oauth-authorization-server", "discovery", s.handleDiscovery)
 	handle("/.well-known/openid-configuration", "discovery", s.handleDiscovery)
 	handle(pathJWKS, "jwks", s.handleJWKS)
+	handle(pathUserinfo, "userinfo", s.handleUserinfo)
+	handle(pathEndSession, "end_session", s.handleEndSession)
 	handle("/healthz", "healthz", s.handleHealth)
 	handle(pathAuthorize, "authorize", s.handleAuthorize)
 	handle(pathLogin, "login", s.handleLogin)
@@ -220,7 +233,6 @@ func (s *Server) routes() *mux.Router {
 	handle("/saml/{id}/acs", "saml_acs", s.handleSAMLACS)
 	handle("/saml/{id}/metadata", "saml_metadata", s.handleSAMLMetadata)
 	r.PathPrefix("/static/").Handler(s.instrument("static", s.staticHandler()))
-	r.Handle("/metrics", s.metricsHandler())
 	return r
 }
 

@@ -2,9 +2,12 @@ package authz
 
 import (
 	"maps"
+	"slices"
 	"time"
 
 	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/openid"
+	"github.com/ory/fosite/token/jwt"
 )
 
 // Session is what Postern keeps about the party a token speaks for. It is
@@ -27,6 +30,14 @@ type Session struct {
 	IP        string `json:"ip,omitempty"`
 	UserAgent string `json:"ua,omitempty"`
 
+	// ID holds the ID token claims of an OpenID Connect grant (subject,
+	// auth_time, amr, sid and the claims its scopes release); fosite's
+	// openid handlers fill in the rest per token. Nil for plain OAuth.
+	ID *jwt.IDTokenClaims `json:"idt,omitempty"`
+	// idHeaders are the ID token's JOSE headers as fosite's handlers see
+	// them; the signer sets its own, so they are never stored.
+	idHeaders *jwt.Headers
+
 	// retried is set, for one request, when a refresh is answered from the
 	// retry window (flow_refresh.go); never stored.
 	retried *retryAnswer
@@ -35,6 +46,7 @@ type Session struct {
 var (
 	_ fosite.Session            = (*Session)(nil)
 	_ fosite.ExtraClaimsSession = (*Session)(nil)
+	_ openid.Session            = (*Session)(nil)
 )
 
 func newSession() *Session { return &Session{} }
@@ -84,8 +96,35 @@ func (s *Session) Clone() fosite.Session {
 	c := *s
 	c.ExpiresAt = maps.Clone(s.ExpiresAt)
 	c.Claims = maps.Clone(s.Claims)
+	if s.ID != nil {
+		// fosite's refresh handler rewrites exp, jti and at_hash in place.
+		id := *s.ID
+		id.Audience = slices.Clone(s.ID.Audience)
+		id.AuthenticationMethodsReferences = slices.Clone(s.ID.AuthenticationMethodsReferences)
+		id.Extra = maps.Clone(s.ID.Extra)
+		c.ID = &id
+	}
+	c.idHeaders = nil
 	return &c
 }
 
 // SetSubject lets fosite's password-grant handler record who logged in.
 func (s *Session) SetSubject(sub string) { s.Subject = sub }
+
+// IDTokenClaims are the claims fosite's openid handlers edit in place.
+func (s *Session) IDTokenClaims() *jwt.IDTokenClaims {
+	if s.ID == nil {
+		s.ID = &jwt.IDTokenClaims{}
+	}
+	return s.ID
+}
+
+// IDTokenHeaders are kept only for the handlers' at_hash and c_hash, which
+// read alg from them: unset, they hash with SHA-256, which is right for
+// both ES256 and RS256.
+func (s *Session) IDTokenHeaders() *jwt.Headers {
+	if s.idHeaders == nil {
+		s.idHeaders = &jwt.Headers{}
+	}
+	return s.idHeaders
+}

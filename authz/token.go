@@ -106,6 +106,9 @@ func (s *Server) refused(ctx context.Context, w http.ResponseWriter, r *http.Req
 	if e == nil {
 		return false
 	}
+	if e.Code == "invalid_client" {
+		s.authLog.failed(r, err, e)
+	}
 	var (
 		reuse *reuseError
 		bad   *badCredentialsError
@@ -154,13 +157,16 @@ func (s *Server) revokeReused(ctx context.Context, r *http.Request, t storage.To
 	if err := s.store.AppendEvent(ctx, ev); err != nil {
 		s.log.Error("record audit event", "type", ev.Type, "error", err)
 	}
-	s.log.Warn("one-time token reused; grant revoked", "type", ev.Type, "client_id", t.ClientID, "subject", t.Subject, "tokens_revoked", n, "ip", ev.IP)
+	// n counts what was still there: fosite's own reuse handling may have
+	// revoked the grant a moment earlier, through the same store.
+	s.log.Warn("one-time token reused; grant revoked", "type", ev.Type, "client_id", t.ClientID, "subject", t.Subject, "tokens_left_to_revoke", n, "ip", ev.IP)
 }
 
 // authenticateClient runs fosite's client authentication (method enforced)
 // for the introspection and revocation endpoints.
 func (s *Server) authenticateClient(ctx context.Context, r *http.Request, allowPublic bool) (*clients.Client, *oauthError) {
 	if e := badAuthorization(r); e != nil {
+		s.authLog.failed(r, nil, e)
 		return nil, e
 	}
 	if _, _, basic := r.BasicAuth(); !basic && r.PostForm.Get("client_id") == "" && r.PostForm.Get("client_assertion") == "" {
@@ -171,6 +177,9 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, allowP
 		e := fromFosite(err)
 		if e.Code != "invalid_request" || r.PostForm.Get("client_assertion") != "" {
 			e = &oauthError{Status: http.StatusUnauthorized, Code: "invalid_client", Description: "Client authentication failed."}
+		}
+		if e.Code == "invalid_client" {
+			s.authLog.failed(r, err, e)
 		}
 		return nil, e
 	}

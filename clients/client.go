@@ -64,6 +64,9 @@ type Client struct {
 	JWKS           *jose.JSONWebKeySet
 	JWKSURI        string
 	AuthSigningAlg string
+	// OpenID Connect logout (RP-Initiated and Back-Channel Logout 1.0).
+	PostLogoutRedirectURIs []string
+	BackchannelLogoutURI   string
 }
 
 var (
@@ -91,7 +94,7 @@ func (c *Client) GetResponseTypes() fosite.Arguments {
 		rt = append(rt, "code")
 	}
 	if c.HasGrant(GrantImplicit) {
-		rt = append(rt, "token")
+		rt = append(rt, "token", "id_token token", "id_token")
 	}
 	return rt
 }

@@ -34,6 +34,11 @@ type FileConfig struct {
 	// RefreshRetryWindow replaces tokens.refresh_retry_window for this
 	// client ("0s": strict rotation, e.g. for a confidential web backend).
 	RefreshRetryWindow *confjson.Duration `json:"refresh_retry_window"`
+	// OpenID Connect logout: where RP-Initiated Logout may send the
+	// browser back to (exact match), and where Back-Channel Logout posts
+	// the logout token.
+	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris"`
+	BackchannelLogoutURI   string   `json:"backchannel_logout_uri"`
 }
 
 // ParseConfig decodes and validates the clients[] entry raw at path.
@@ -147,11 +152,13 @@ func (cc FileConfig) Validate(path string, lt Lifetimes) (*Client, []string, err
 	for _, rt := range cc.ResponseTypes {
 		switch {
 		case rt == "code" && grants[GrantAuthorizationCode]:
-		case rt == "token" && grants[GrantImplicit]:
-		case rt == "code" || rt == "token":
-			return nil, nil, confjson.Errorf(path+".response_types", "%q needs grant %s", rt, map[string]string{"code": "authorization_code", "token": "implicit"}[rt])
+		case implicitResponseTypes[rt] && grants[GrantImplicit]:
+		case rt == "code":
+			return nil, nil, confjson.Errorf(path+".response_types", "%q needs grant authorization_code", rt)
+		case implicitResponseTypes[rt]:
+			return nil, nil, confjson.Errorf(path+".response_types", "%q needs grant implicit", rt)
 		default:
-			return nil, nil, confjson.Errorf(path+".response_types", "unknown response type %q (want code or token)", rt)
+			return nil, nil, confjson.Errorf(path+".response_types", "unknown response type %q (want code, token, \"id_token token\" or id_token)", rt)
 		}
 	}
 	c.ResponseTypes = cc.ResponseTypes
@@ -160,6 +167,9 @@ func (cc FileConfig) Validate(path string, lt Lifetimes) (*Client, []string, err
 			return nil, nil, confjson.Errorf(path+".scope", "invalid scope %q", sc)
 		}
 		c.Scopes = append(c.Scopes, sc)
+	}
+	if err := cc.validateLogout(path, browser, c); err != nil {
+		return nil, nil, err
 	}
 	if cc.RefreshRetryWindow != nil {
 		if !grants[GrantRefreshToken] {
@@ -171,6 +181,48 @@ func (cc FileConfig) Validate(path string, lt Lifetimes) (*Client, []string, err
 		c.Lifetimes.RefreshRetryWindow = cc.RefreshRetryWindow.Duration
 	}
 	return c, warnings, nil
+}
+
+// implicitResponseTypes are the response types of the implicit grant: the
+// OAuth token alone, and OpenID Connect's with an ID token.
+var implicitResponseTypes = map[string]bool{"token": true, "id_token token": true, "token id_token": true, "id_token": true}
+
+// validateLogout checks the OpenID Connect logout registration: post-logout
+// redirect URIs follow the rules of redirect URIs (they are one too), and
+// the back-channel URI is an https URL (plain http only on loopback)
+// without a fragment (Back-Channel Logout 1.0 §2.2). Both belong to
+// clients that sign users in through the browser.
+func (cc FileConfig) validateLogout(path string, browser bool, c *Client) error {
+	if !browser && (len(cc.PostLogoutRedirectURIs) > 0 || cc.BackchannelLogoutURI != "") {
+		return confjson.Errorf(path, "post_logout_redirect_uris and backchannel_logout_uri belong to authorization_code and implicit clients")
+	}
+	seen := map[string]bool{}
+	for j, u := range cc.PostLogoutRedirectURIs {
+		at := fmt.Sprintf("%s.post_logout_redirect_uris[%d]", path, j)
+		if err := validateRedirectURI(u); err != nil {
+			return confjson.Errorf(at, "%v", err)
+		}
+		if seen[u] {
+			return confjson.Errorf(at, "%q listed twice", u)
+		}
+		seen[u] = true
+	}
+	c.PostLogoutRedirectURIs = cc.PostLogoutRedirectURIs
+	if cc.BackchannelLogoutURI == "" {
+		return nil
+	}
+	u, err := url.Parse(cc.BackchannelLogoutURI)
+	loopback := err == nil && u.Scheme == "http" && (u.Hostname() == "localhost" || net.ParseIP(u.Hostname()).IsLoopback())
+	switch {
+	case err != nil || (u.Scheme != "https" && !loopback) || u.Host == "":
+		return confjson.Errorf(path+".backchannel_logout_uri", "%q must be an https URL (plain http only on loopback)", cc.BackchannelLogoutURI)
+	case u.Fragment != "" || strings.Contains(cc.BackchannelLogoutURI, "#"):
+		return confjson.Errorf(path+".backchannel_logout_uri", "%q must not contain a fragment", cc.BackchannelLogoutURI)
+	case u.User != nil:
+		return confjson.Errorf(path+".backchannel_logout_uri", "%q must not contain user information", cc.BackchannelLogoutURI)
+	}
+	c.BackchannelLogoutURI = cc.BackchannelLogoutURI
+	return nil
 }
 
 // MaxRefreshRetryWindow bounds the retry window: a retry repeats a request

@@ -27,7 +27,7 @@ func TestDecode(t *testing.T) {
 		{"duration at top", `{"ttl": "1d"}`, "", `config: ttl: bad duration "1d"`},
 		{"trailing data", `{} {}`, "keys", `config: keys: unexpected data after the JSON value`},
 		{"truncated", `{"name": `, "", `config: unexpected end of JSON`},
-		{"syntax", `{"name" "x"}`, "", `config: invalid JSON at byte 9: invalid character '"' after object key`},
+		{"syntax", `{"name" "x"}`, "", "config: invalid JSON at line 1, column 9: invalid character '\"' after object key\n{\"name\" \"x\"}\n        ^"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

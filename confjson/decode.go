@@ -39,7 +39,7 @@ func Decode(data []byte, v any, prefix string) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return decodeError(err, prefix)
+		return decodeError(err, data, prefix)
 	}
 	if dec.More() {
 		return Errorf(prefix, "unexpected data after the JSON value")
@@ -52,12 +52,13 @@ func Decode(data []byte, v any, prefix string) error {
 
 var durationType = reflect.TypeFor[Duration]()
 
-func decodeError(err error, prefix string) error {
+func decodeError(err error, data []byte, prefix string) error {
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &syn):
-		return Errorf(prefix, "invalid JSON at byte %d: %v", syn.Offset, syn)
+		line, col, text := position(data, syn.Offset)
+		return Errorf(prefix, "invalid JSON at line %d, column %d: %v\n%s\n%s^", line, col, syn, text, strings.Repeat(" ", col-1))
 	case errors.As(err, &typ) && typ.Type == durationType:
 		// Duration.UnmarshalJSON reports through UnmarshalTypeError so that
 		// encoding/json fills in the field it was decoding.
@@ -74,4 +75,19 @@ func decodeError(err error, prefix string) error {
 		return Errorf(prefix, "unexpected end of JSON")
 	}
 	return Errorf(prefix, "%v", err)
+}
+
+// position turns a byte offset into a 1-based line and column (in bytes)
+// and that line's text, tabs shown as spaces so the caret lines up. The
+// offset encoding/json reports is just past the offending byte.
+func position(data []byte, offset int64) (line, col int, text string) {
+	off := min(max(int(offset)-1, 0), len(data))
+	start := bytes.LastIndexByte(data[:off], '\n') + 1
+	end := bytes.IndexByte(data[start:], '\n')
+	if end < 0 {
+		end = len(data) - start
+	}
+	line = bytes.Count(data[:start], []byte{'\n'}) + 1
+	text = strings.ReplaceAll(strings.TrimRight(string(data[start:start+end]), "\r"), "\t", " ")
+	return line, off - start + 1, text
 }

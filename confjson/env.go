@@ -16,7 +16,7 @@ func ExpandEnv(raw []byte, getenv func(string) string) ([]byte, error) {
 	dec.UseNumber()
 	var tree any
 	if err := dec.Decode(&tree); err != nil {
-		return nil, decodeError(err, "")
+		return nil, decodeError(err, raw, "")
 	}
 	// Token rather than More: More reports false before a stray '}' or ']'.
 	if _, err := dec.Token(); err != io.EOF {

@@ -5,6 +5,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -31,6 +32,9 @@ type fakeAuth struct {
 	keys     map[string]*ecdsa.PrivateKey
 	active   string // kid signing new tokens
 	jwksDown bool
+	// feed, when set, makes discovery offer a revocation feed whose
+	// connections stream what is sent on it, until it is closed.
+	feed chan string
 }
 
 func newFakeAuth(t testing.TB) *fakeAuth {
@@ -39,11 +43,36 @@ func newFakeAuth(t testing.TB) *fakeAuth {
 	f.addKey("k1")
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /.well-known/oauth-authorization-server", func(w http.ResponseWriter, r *http.Request) {
-		json.NewEncoder(w).Encode(map[string]string{
+		doc := map[string]string{
 			"issuer":                 f.srv.URL,
 			"introspection_endpoint": f.srv.URL + "/introspect",
 			"jwks_uri":               f.srv.URL + "/jwks",
-		})
+		}
+		if f.feed != nil {
+			doc["postern_revocation_feed_endpoint"] = f.srv.URL + "/feed"
+		}
+		json.NewEncoder(w).Encode(doc)
+	})
+	mux.HandleFunc("GET /feed", func(w http.ResponseWriter, r *http.Request) {
+		if u, p, ok := r.BasicAuth(); !ok || u != "gw" || p != "gw-secret" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		for {
+			select {
+			case msg, ok := <-f.feed:
+				if !ok {
+					return
+				}
+				io.WriteString(w, msg)
+				w.(http.Flusher).Flush()
+			case <-r.Context().Done():
+				return
+			}
+		}
 	})
 	mux.HandleFunc("POST /introspect", func(w http.ResponseWriter, r *http.Request) {
 		f.introspections.Add(1)

@@ -28,6 +28,10 @@ type cacheEntry struct {
 	key     tokenKey
 	id      *Identity
 	expires time.Time
+	// ttlUntil is when the entry ends if the revocation feed is not
+	// there to evict it (cache.ttl); expires may be later, up to the
+	// token's exp, for a gateway the feed keeps informed.
+	ttlUntil time.Time
 }
 
 func newTokenCache(maxEntries int) *tokenCache {
@@ -47,8 +51,9 @@ func (c *tokenCache) shard(k tokenKey) *cacheShard {
 	return &c.shards[int(k[0])%len(c.shards)]
 }
 
-// get returns the entry for k if it has not expired at now.
-func (c *tokenCache) get(k tokenKey, now time.Time) (id *Identity, found bool) {
+// get returns the entry for k if it has not expired at now; without the
+// feed (informed false) an entry lives no longer than its ttlUntil.
+func (c *tokenCache) get(k tokenKey, now time.Time, informed bool) (id *Identity, found bool) {
 	s := c.shard(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -57,7 +62,11 @@ func (c *tokenCache) get(k tokenKey, now time.Time) (id *Identity, found bool) {
 		return nil, false
 	}
 	e := el.Value.(*cacheEntry)
-	if !now.Before(e.expires) {
+	end := e.expires
+	if !informed && e.ttlUntil.Before(end) {
+		end = e.ttlUntil
+	}
+	if !now.Before(end) {
 		s.ll.Remove(el)
 		delete(s.m, k)
 		return nil, false
@@ -66,9 +75,10 @@ func (c *tokenCache) get(k tokenKey, now time.Time) (id *Identity, found bool) {
 	return e.id, true
 }
 
-// put stores id (nil: negative) until expires, evicting the least recently
-// used entry when full. Entries that would already be expired are dropped.
-func (c *tokenCache) put(k tokenKey, id *Identity, expires time.Time, now time.Time) {
+// put stores id (nil: negative) until expires (and ttlUntil without the
+// feed), evicting the least recently used entry when full. Entries that
+// would already be expired are dropped.
+func (c *tokenCache) put(k tokenKey, id *Identity, expires, ttlUntil time.Time, now time.Time) {
 	if !now.Before(expires) {
 		return
 	}
@@ -80,7 +90,7 @@ func (c *tokenCache) put(k tokenKey, id *Identity, expires time.Time, now time.T
 	}
 	if el, ok := s.m[k]; ok {
 		e := el.Value.(*cacheEntry)
-		e.id, e.expires = id, expires
+		e.id, e.expires, e.ttlUntil = id, expires, ttlUntil
 		s.ll.MoveToFront(el)
 		return
 	}
@@ -89,7 +99,39 @@ func (c *tokenCache) put(k tokenKey, id *Identity, expires time.Time, now time.T
 		s.ll.Remove(oldest)
 		delete(s.m, oldest.Value.(*cacheEntry).key)
 	}
-	s.m[k] = s.ll.PushFront(&cacheEntry{key: k, id: id, expires: expires})
+	s.m[k] = s.ll.PushFront(&cacheEntry{key: k, id: id, expires: expires, ttlUntil: ttlUntil})
+}
+
+// evict removes every positive entry whose identity drop matches, and
+// reports how many.
+func (c *tokenCache) evict(drop func(*Identity) bool) int {
+	n := 0
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		for el := s.ll.Front(); el != nil; {
+			next := el.Next()
+			if e := el.Value.(*cacheEntry); e.id != nil && drop(e.id) {
+				s.ll.Remove(el)
+				delete(s.m, e.key)
+				n++
+			}
+			el = next
+		}
+		s.mu.Unlock()
+	}
+	return n
+}
+
+// clear empties the cache (the feed said to start over).
+func (c *tokenCache) clear() {
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		s.ll.Init()
+		s.m = map[tokenKey]*list.Element{}
+		s.mu.Unlock()
+	}
 }
 
 // len counts entries, expired ones included (tests, metrics).
@@ -104,12 +146,16 @@ func (c *tokenCache) len() int {
 	return n
 }
 
-// positiveExpiry is when a positive result stops being reused:
-// min(ttl, exp - now). A token past its exp is not cached at all.
-func positiveExpiry(now time.Time, ttl time.Duration, exp time.Time) time.Time {
-	until := now.Add(ttl)
-	if !exp.IsZero() && exp.Before(until) {
-		return exp
+// positiveExpiry is when a positive result stops being reused: without the
+// feed min(ttl, exp - now) (ttlUntil); with it, the token's exp (expires;
+// the ttl when the token has none). A token past its exp is not cached.
+func positiveExpiry(now time.Time, ttl time.Duration, exp time.Time) (expires, ttlUntil time.Time) {
+	ttlUntil = now.Add(ttl)
+	if !exp.IsZero() && exp.Before(ttlUntil) {
+		ttlUntil = exp
 	}
-	return until
+	if exp.IsZero() {
+		return ttlUntil, ttlUntil
+	}
+	return exp, ttlUntil
 }

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/postern-auth/postern/confjson"
 )
 
@@ -57,6 +59,10 @@ type Config struct {
 
 	// Logger receives operational logs; never tokens. Nil discards.
 	Logger *slog.Logger
+	// Collectors are registered in the gateway's metrics registry beside
+	// its own: what the command runs for the process's lifetime (the ACME
+	// certificates' expiry), so the metrics survive a reload.
+	Collectors []prometheus.Collector
 	// AuthClient talks to the authorization server. Nil: a client with
 	// short timeouts.
 	AuthClient *http.Client

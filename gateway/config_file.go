@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/postern-auth/postern/acmecert"
 	"github.com/postern-auth/postern/confjson"
 	"github.com/postern-auth/postern/netedge"
 )
@@ -30,6 +31,7 @@ import (
 type fileConfig struct {
 	Listen          string                     `json:"listen"`
 	TLS             json.RawMessage            `json:"tls"`
+	DataDir         string                     `json:"data_dir"`
 	AdminListen     string                     `json:"admin_listen"`
 	Issuer          string                     `json:"issuer"`
 	ClientID        string                     `json:"client_id"`
@@ -97,9 +99,15 @@ type basicFile struct {
 // FileConfig is a validated configuration file of `postern gateway`: the
 // gateway's Config and the listeners the command opens for it.
 type FileConfig struct {
-	Listen      string
-	TLS         *tls.Config // nil: plain HTTP
-	AdminListen string      // "": no admin listener
+	Listen string
+	TLS    *tls.Config // nil: plain HTTP
+	// ACME: the listener's certificates come from an ACME CA (tls.acme);
+	// TLS is then completed by the command.
+	ACME *acmecert.Config
+	// DataDir keeps what the gateway must not lose across restarts: its
+	// ACME account key and certificates (in DataDir/acme).
+	DataDir     string
+	AdminListen string // "": no admin listener
 	Gateway     Config
 }
 
@@ -151,7 +159,7 @@ func ParseConfig(raw []byte, getenv func(string) string) (*FileConfig, error) {
 // listeners reads listen, admin_listen and tls: the command's, not the
 // gateway's, so checked here.
 func (f *fileConfig) listeners() (*FileConfig, error) {
-	c := &FileConfig{Listen: f.Listen, AdminListen: f.AdminListen}
+	c := &FileConfig{Listen: f.Listen, AdminListen: f.AdminListen, DataDir: f.DataDir}
 	if c.Listen == "" {
 		c.Listen = DefaultListen
 	} else if err := confjson.HostPort(c.Listen); err != nil {
@@ -166,12 +174,18 @@ func (f *fileConfig) listeners() (*FileConfig, error) {
 		}
 	}
 	if len(f.TLS) > 0 {
-		var tf confjson.TLSFiles
+		var tf struct {
+			confjson.TLSFiles
+			ACME json.RawMessage `json:"acme"`
+		}
 		if err := confjson.Decode(f.TLS, &tf, "tls"); err != nil {
 			return nil, err
 		}
 		if tf.CAFile != "" {
 			return nil, confjson.Errorf("tls.ca_file", "client certificates toward the gateway are not supported")
+		}
+		if len(tf.ACME) > 0 {
+			return c, f.acme(c, tf.TLSFiles, tf.ACME)
 		}
 		cert, err := tf.LoadKeyPair("tls")
 		if err != nil {
@@ -180,6 +194,25 @@ func (f *fileConfig) listeners() (*FileConfig, error) {
 		c.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	return c, nil
+}
+
+// acme reads tls.acme. The gateway keeps its ACME account and certificates
+// in files under data_dir (it has no store, and must not import one), so
+// data_dir is required with it.
+func (f *fileConfig) acme(c *FileConfig, tf confjson.TLSFiles, raw json.RawMessage) error {
+	if tf.CertFile != "" || tf.KeyFile != "" {
+		return confjson.Errorf("tls.acme", "set cert_file and key_file, or acme, not both")
+	}
+	ac, err := acmecert.ParseConfig("tls.acme", raw)
+	if err != nil {
+		return err
+	}
+	if f.DataDir == "" {
+		return confjson.Errorf("data_dir", "is required with tls.acme: the ACME account key and certificates are kept there, so that a restart does not order again")
+	}
+	c.ACME = ac
+	c.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
+	return nil
 }
 
 // identity reads issuer, client credentials, public_url, trusted_proxies

@@ -27,6 +27,8 @@ type endpoints struct {
 	Introspection string `json:"introspection_endpoint"`
 	JWKS          string `json:"jwks_uri"`
 	Issuer        string `json:"issuer"`
+	// RevocationFeed is Postern's own member; other servers have none.
+	RevocationFeed string `json:"postern_revocation_feed_endpoint"`
 }
 
 // discovery fetches the metadata once and keeps it; after a failure it

@@ -29,6 +29,13 @@ type Gateway struct {
 	log           *slog.Logger
 	authClient    *http.Client
 	disco         *discovery
+	introspector  *introspector
+	// The revocation feed (feed.go): what it told, the credentials it is
+	// read with, and how to stop following it.
+	revoked          *revocations
+	feedClientID     string
+	feedClientSecret string
+	stopFeed         context.CancelFunc
 
 	lastUnavailableLog atomic.Int64 // unix second of the last "cannot validate" warning
 }
@@ -57,15 +64,23 @@ func New(cfg Config) (*Gateway, error) {
 		client = newAuthClient()
 	}
 	g := &Gateway{
-		log:           log,
-		metrics:       newMetrics(),
-		fwd:           fwd,
-		protected:     newProtectedHeaders(cfg.ClaimHeaders),
-		claimHeaders:  map[string]string{},
-		clientTiers:   map[string]*tierState{},
-		limiter:       newLimiter(defaultMaxRateLimitKeys, now),
-		preflightTier: newTierState("cors-preflight", preflightLimit),
-		authClient:    client,
+		log:              log,
+		metrics:          newMetrics(),
+		fwd:              fwd,
+		protected:        newProtectedHeaders(cfg.ClaimHeaders),
+		claimHeaders:     map[string]string{},
+		clientTiers:      map[string]*tierState{},
+		limiter:          newLimiter(defaultMaxRateLimitKeys, now),
+		preflightTier:    newTierState("cors-preflight", preflightLimit),
+		authClient:       client,
+		revoked:          newRevocations(),
+		feedClientID:     cfg.ClientID,
+		feedClientSecret: cfg.ClientSecret,
+	}
+	for _, c := range cfg.Collectors {
+		if err := g.metrics.reg.Register(c); err != nil {
+			return nil, fmt.Errorf("gateway metrics: %w", err)
+		}
 	}
 	g.realm = g.fwd.realm()
 	for claim, h := range cfg.ClaimHeaders {
@@ -104,6 +119,7 @@ func New(cfg Config) (*Gateway, error) {
 	if maxEntries == 0 {
 		maxEntries = DefaultCacheEntries
 	}
+	g.introspector = in
 	g.validator = &validator{
 		cache:       newTokenCache(maxEntries),
 		ttl:         cfg.Cache.TTL,
@@ -112,6 +128,7 @@ func New(cfg Config) (*Gateway, error) {
 		verifyJWT:   jv.verify,
 		now:         now,
 		metrics:     g.metrics,
+		rev:         g.revoked,
 	}
 	return g, nil
 }
@@ -144,11 +161,30 @@ func (g *Gateway) Warm(ctx context.Context) error {
 	return err
 }
 
+// CheckCredentials introspects a token that cannot exist, so the server
+// says now whether it accepts the gateway's client credentials: nil when it
+// answers, an error wrapping ErrCredentials when it refuses them, or one
+// wrapping ErrUnavailable when it cannot be asked.
+func (g *Gateway) CheckCredentials(ctx context.Context) error {
+	if g.disco.issuer == "" {
+		return nil
+	}
+	_, err := g.introspector.introspect(ctx, credentialsProbe)
+	if err == nil || errors.Is(err, ErrInvalidToken) {
+		return nil
+	}
+	return err
+}
+
 // MetricsHandler serves Prometheus metrics (for the admin listener).
 func (g *Gateway) MetricsHandler() http.Handler { return g.metrics.handler() }
 
-// Close releases idle upstream connections.
+// Close stops following the revocation feed and releases idle upstream
+// connections.
 func (g *Gateway) Close() {
+	if g.stopFeed != nil {
+		g.stopFeed()
+	}
 	for _, rt := range g.all {
 		rt.proxy.transport.CloseIdleConnections()
 	}
@@ -298,6 +334,13 @@ func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request) (*Identit
 		// outage of the authorization server, and no one reads the answer.
 		// 499 is nginx's "client closed request", for the metrics only.
 		w.WriteHeader(499)
+	case errors.Is(err, ErrCredentials):
+		// Fail closed as below, but say what to fix: no outage ends this.
+		if now := time.Now().Unix(); g.lastUnavailableLog.Swap(now) != now {
+			g.log.Error("configuration error: cannot validate tokens; fix the gateway's client_id / client_secret (or the client at the server) and reload", "error", err)
+		}
+		retryAfter(w, retryAfterUnavailable*time.Second)
+		writeError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "Token validation is temporarily unavailable.")
 	default:
 		// Fail closed: without the server's word no token is accepted.
 		// During an outage every uncached request lands here; one line a

@@ -20,6 +20,11 @@ type Identity struct {
 	Claims map[string]string
 	// Expiry is the token's exp; zero when the server gave none.
 	Expiry time.Time
+	// GrantID (the grant the token belongs to) and IssuedAt (its iat) let
+	// the revocation feed find the token: a revoked grant, or a subject or
+	// client whose tokens issued up to some instant were ended.
+	GrantID  string
+	IssuedAt time.Time
 }
 
 func newIdentity(sub, clientID, scope string, exp time.Time) *Identity {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -22,8 +23,18 @@ type introspector struct {
 	claimHeaders map[string]string
 }
 
+// ErrCredentials means the authorization server refused the gateway's own
+// client credentials (client_id, client_secret) at its introspection
+// endpoint: a configuration error that no retry fixes.
+var ErrCredentials = errors.New("the authorization server refused the gateway's client credentials")
+
+// credentialsProbe is the token CheckCredentials introspects: no server
+// issues one like it, so an answer can only be "inactive" or a refusal.
+const credentialsProbe = "postern-gateway-credentials-check"
+
 // introspect returns the identity of an active access token, or
-// ErrInvalidToken, or ErrUnavailable when the server cannot answer.
+// ErrInvalidToken, ErrCredentials when the server refuses the gateway's
+// credentials, or ErrUnavailable when the server cannot answer.
 func (in *introspector) introspect(ctx context.Context, token string) (*Identity, error) {
 	ep, err := in.disco.get(ctx)
 	if err != nil {
@@ -50,10 +61,12 @@ func (in *introspector) introspect(ctx context.Context, token string) (*Identity
 	if err != nil {
 		return nil, fmt.Errorf("%w: introspection: read response: %w", ErrUnavailable, err)
 	}
+	if resp.StatusCode == http.StatusUnauthorized {
+		// The gateway's own credentials are wrong: a configuration error,
+		// never the caller's token being bad, and no outage either.
+		return nil, fmt.Errorf("%w (client_id %s): introspection answered 401", ErrCredentials, in.clientID)
+	}
 	if resp.StatusCode != http.StatusOK {
-		// 401 here means the gateway's own credentials are wrong: an
-		// operator problem, reported as unavailability, never as the
-		// caller's token being bad.
 		return nil, fmt.Errorf("%w: introspection: status %d", ErrUnavailable, resp.StatusCode)
 	}
 	return in.parse(body)
@@ -100,5 +113,11 @@ func (in *introspector) parse(body []byte) (*Identity, error) {
 	}
 	id := newIdentity(sub, clientID, str("scope"), exp)
 	id.Claims = pickClaims(m, in.claimHeaders)
+	id.GrantID = str("grant_id")
+	if n, ok := m["iat"].(json.Number); ok {
+		if secs, err := n.Int64(); err == nil {
+			id.IssuedAt = time.Unix(secs, 0)
+		}
+	}
 	return id, nil
 }

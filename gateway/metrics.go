@@ -22,6 +22,11 @@ type metrics struct {
 	cacheHit      prometheus.Counter
 	cacheNegHit   prometheus.Counter
 	cacheMiss     prometheus.Counter
+	// The revocation feed.
+	feedUp         prometheus.Gauge
+	feedEvents     prometheus.Counter
+	feedReconnects prometheus.Counter
+	feedLag        prometheus.Histogram
 }
 
 var latencyBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
@@ -48,10 +53,27 @@ func newMetrics() *metrics {
 			Buckets: latencyBuckets,
 		}, []string{"outcome"}),
 	}
+	m.feedUp = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "postern_gateway_revocation_feed_connected",
+		Help: "1 while the gateway follows the revocation feed and is caught up (cached tokens then live until their exp), else 0.",
+	})
+	m.feedEvents = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "postern_gateway_revocation_events_total",
+		Help: "Revocation events applied to the token cache.",
+	})
+	m.feedReconnects = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "postern_gateway_revocation_feed_reconnects_total",
+		Help: "Times the revocation feed was lost and reconnected.",
+	})
+	m.feedLag = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "postern_gateway_revocation_lag_seconds",
+		Help:    "From a revocation's commit at the server to its application here (clocks of both).",
+		Buckets: latencyBuckets,
+	})
 	m.cacheHit = m.cache.WithLabelValues("hit")
 	m.cacheNegHit = m.cache.WithLabelValues("negative_hit")
 	m.cacheMiss = m.cache.WithLabelValues("miss")
-	m.reg.MustRegister(m.requests, m.upstream, m.cache, m.introspectLat,
+	m.reg.MustRegister(m.requests, m.upstream, m.cache, m.introspectLat, m.feedUp, m.feedEvents, m.feedReconnects, m.feedLag,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -100,4 +122,29 @@ func (m *metrics) upstreamLatency(route string, d time.Duration) {
 		return
 	}
 	m.upstream.WithLabelValues(route).Observe(d.Seconds())
+}
+
+func (m *metrics) feedConnected(up bool) {
+	if m == nil {
+		return
+	}
+	if up {
+		m.feedUp.Set(1)
+	} else {
+		m.feedUp.Set(0)
+	}
+}
+
+func (m *metrics) feedReconnect() {
+	if m != nil {
+		m.feedReconnects.Inc()
+	}
+}
+
+func (m *metrics) feedApplied(committed, applied time.Time) {
+	if m == nil {
+		return
+	}
+	m.feedEvents.Inc()
+	m.feedLag.Observe(max(0, applied.Sub(committed).Seconds()))
 }

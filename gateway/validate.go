@@ -23,6 +23,8 @@ type validator struct {
 	verifyJWT   func(ctx context.Context, token string) (*Identity, error)
 	now         func() time.Time
 	metrics     *metrics
+	// rev is what the revocation feed told (feed.go).
+	rev *revocations
 
 	// testHookMiss, when set, runs on every cache miss before the
 	// request joins (or starts) the flight for its token.
@@ -32,7 +34,7 @@ type validator struct {
 // check is the per-request entry point.
 func (v *validator) check(ctx context.Context, token string) (*Identity, error) {
 	key := tokenKey(sha256.Sum256([]byte(token)))
-	if id, ok := v.cache.get(key, v.now()); ok {
+	if id, ok := v.cache.get(key, v.now(), v.rev.informed.Load()); ok {
 		v.metrics.cacheResult(id != nil, true)
 		if id == nil {
 			return nil, ErrInvalidToken
@@ -63,12 +65,13 @@ func (v *validator) check(ctx context.Context, token string) (*Identity, error) 
 // request that missed just as the previous flight finished finds the
 // answer there instead of asking the server twice.
 func (v *validator) resolve(ctx context.Context, key tokenKey, token string) (*Identity, error) {
-	if id, ok := v.cache.get(key, v.now()); ok {
+	if id, ok := v.cache.get(key, v.now(), v.rev.informed.Load()); ok {
 		if id == nil {
 			return nil, ErrInvalidToken
 		}
 		return id, nil
 	}
+	start := v.now()
 	var id *Identity
 	var err error
 	jwt := looksLikeAccessJWT(token)
@@ -80,15 +83,24 @@ func (v *validator) resolve(ctx context.Context, key tokenKey, token string) (*I
 		v.metrics.introspection(time.Since(start), err)
 	}
 	now := v.now()
+	// Held across the check and the put, so an event applied meanwhile
+	// either shows here or evicts what is put (feed.go).
+	v.rev.mu.RLock()
+	defer v.rev.mu.RUnlock()
+	if err == nil && v.rev.revoked(id, start, jwt) {
+		id, err = nil, ErrInvalidToken
+	}
 	switch {
 	case err == nil:
 		if v.ttl > 0 {
-			v.cache.put(key, id, positiveExpiry(now, v.ttl, id.Expiry), now)
+			expires, ttlUntil := positiveExpiry(now, v.ttl, id.Expiry)
+			v.cache.put(key, id, expires, ttlUntil, now)
 		}
 	case errors.Is(err, ErrInvalidToken) && !jwt && v.negativeTTL > 0:
 		// JWT failures are cheap to recompute and some are temporary
 		// (nbf), so only the server's "not active" is remembered.
-		v.cache.put(key, nil, now.Add(v.negativeTTL), now)
+		until := now.Add(v.negativeTTL)
+		v.cache.put(key, nil, until, until, now)
 	}
 	return id, err
 }

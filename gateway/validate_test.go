@@ -179,14 +179,23 @@ func TestServerDown(t *testing.T) {
 	}
 }
 
-func TestWrongGatewayCredentialsAreUnavailable(t *testing.T) {
+// A 401 at introspection is the gateway's configuration at fault: neither
+// the token (ErrInvalidToken) nor an outage (ErrUnavailable).
+func TestWrongGatewayCredentials(t *testing.T) {
 	f := newFakeAuth(t)
 	cfg := f.config("http://127.0.0.1:1")
+	if err := newTestGateway(t, cfg).CheckCredentials(context.Background()); err != nil {
+		t.Errorf("CheckCredentials with the right secret: %v", err)
+	}
 	cfg.ClientSecret = "wrong"
 	g := newTestGateway(t, cfg)
 	f.ccToken("tok", "billing", "read", time.Now().Add(time.Hour))
-	if _, err := g.validator.check(context.Background(), "tok"); !errors.Is(err, ErrUnavailable) {
-		t.Errorf("introspection refused (401): %v, want ErrUnavailable (the token is not at fault)", err)
+	_, err := g.validator.check(context.Background(), "tok")
+	if !errors.Is(err, ErrCredentials) || errors.Is(err, ErrInvalidToken) || errors.Is(err, ErrUnavailable) {
+		t.Errorf("introspection refused (401): %v, want ErrCredentials only", err)
+	}
+	if err := g.CheckCredentials(context.Background()); !errors.Is(err, ErrCredentials) {
+		t.Errorf("CheckCredentials with a wrong secret: %v, want ErrCredentials", err)
 	}
 }
 

@@ -31,7 +31,7 @@ func ParseUserConfig(path string, raw json.RawMessage) (User, []string, error) {
 // mapped from SAML attributes) cannot override them.
 var reservedClaims = map[string]bool{
 	"sub": true, "iss": true, "aud": true, "exp": true, "iat": true, "nbf": true, "jti": true,
-	"client_id": true, "scope": true, "active": true, "token_type": true, "username": true,
+	"client_id": true, "scope": true, "active": true, "token_type": true, "username": true, "grant_id": true,
 }
 
 // ReservedClaim reports whether a claim name belongs to the token format,

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/postern-auth/postern/passhash"
@@ -127,4 +128,18 @@ func (d *Directory) Authenticate(ctx context.Context, username, password, ip str
 	}
 	d.throttle.succeed(ctx, storeOK, keys[0])
 	return u, nil
+}
+
+// EndedSince lists the users of old whose sign-ins no longer stand in d:
+// removed, or with another credential (a changed password). Their tokens
+// are void; the revocation feed tells the caches so.
+func (d *Directory) EndedSince(old *Directory) []string {
+	var ended []string
+	for name, fp := range old.fingerprints {
+		if now, ok := d.fingerprints[name]; !ok || now != fp {
+			ended = append(ended, name)
+		}
+	}
+	slices.Sort(ended)
+	return ended
 }

@@ -46,11 +46,15 @@ type sealer struct {
 	check []byte
 }
 
-func newSealer(s Secret) (*sealer, error) {
+func newSealer(s Secret) (*sealer, error) { return newSealerFor(s, purposeSeal) }
+
+// newSealerFor seals under a key derived for purpose, so that material of
+// another kind (ACME certificates) never shares a key with signing keys.
+func newSealerFor(s Secret, purpose string) (*sealer, error) {
 	if s.isZero() {
 		return nil, errors.New("no system secret")
 	}
-	block, err := aes.NewCipher(s.Derive(purposeSeal, 32))
+	block, err := aes.NewCipher(s.Derive(purpose, 32))
 	if err != nil {
 		return nil, fmt.Errorf("key encryption: %w", err)
 	}

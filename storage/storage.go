@@ -46,6 +46,9 @@ const (
 	RefreshToken      Kind = "refresh"
 	AuthorizationCode Kind = "code"
 	PKCE              Kind = "pkce"
+	// OpenIDSession is an authorization code's OpenID Connect request
+	// (nonce, max_age), kept under the code's signature until redeemed.
+	OpenIDSession Kind = "oidc"
 )
 
 // Token is one issued credential. It is keyed by (Kind, Signature): the
@@ -81,6 +84,38 @@ type Retry struct {
 	Until time.Time
 	// Sealed is the answer, sealed by the caller; opaque to the store.
 	Sealed []byte
+}
+
+// RevocationKind says what a revocation event ended.
+type RevocationKind string
+
+const (
+	// RevokedGrant: every token of one grant (ID is Token.RequestID).
+	RevokedGrant RevocationKind = "grant"
+	// RevokedSubject: every token of one subject (ID is the subject), as
+	// when a user is removed or their password changes.
+	RevokedSubject RevocationKind = "subject"
+	// RevokedClient: every token of one client (ID is the client ID), as
+	// when a client is removed or its secret changes.
+	RevokedClient RevocationKind = "client"
+)
+
+// Revocation is one event of the revocation feed: what was revoked, told to
+// the caches (gateways, replicas) that may still hold it.
+type Revocation struct {
+	// Seq is assigned by the store when the event commits: strictly
+	// increasing in the order events become visible, so a reader that
+	// resumes after Seq n misses nothing that commits later.
+	Seq  uint64
+	Time time.Time // when it was recorded (assigned by the store)
+	Kind RevocationKind
+	ID   string
+	// Subject and ClientID of a revoked grant, for the record.
+	Subject  string
+	ClientID string
+	// Until is the latest expiry among the tokens the event covers: after
+	// it, no cache can hold one of them as valid any more.
+	Until time.Time
 }
 
 // Key is a signing key pair. The private half arrives already encrypted by
@@ -151,7 +186,9 @@ type Store interface {
 	// Deleting the token (DeleteToken, RevokeGrant, expiry) deletes its retry.
 	RetryOf(ctx context.Context, kind Kind, signature string) (Retry, error)
 	// RevokeGrant deletes every token of a grant at once and reports how many
-	// it removed (zero is not an error).
+	// it removed (zero is not an error). When it removed an unexpired access
+	// token it records a RevokedGrant event in the same transaction, Until
+	// the latest expiry among those (caches hold access tokens only).
 	RevokeGrant(ctx context.Context, requestID string) (int, error)
 	// GrantTokens lists the tokens of one grant, redeemed ones included.
 	GrantTokens(ctx context.Context, requestID string) ([]Token, error)
@@ -159,7 +196,7 @@ type Store interface {
 	// indexes, in one read transaction.
 	SubjectTokens(ctx context.Context, subject string) ([]Token, error)
 	ClientTokens(ctx context.Context, clientID string) ([]Token, error)
-	// DeleteExpired removes tokens, retries, one-time markers, login-failure
+	// DeleteExpired removes tokens, retries, revocation events, one-time markers, login-failure
 	// counters, revoked session IDs and subject sign-out records that
 	// expired before now and reports how many records it removed.
 	DeleteExpired(ctx context.Context, now time.Time) (int, error)
@@ -203,6 +240,18 @@ type Store interface {
 	// the zero time, not an error, when there is none or it has expired.
 	SubjectSessionsEndedAt(ctx context.Context, subject string) (time.Time, error)
 
+	// The revocation feed. AppendRevocation records an event (Seq and Time
+	// are assigned) and returns it as stored. Revocations returns the
+	// events after position after, in Seq order, at most limit. An event is
+	// kept until both its Until and the store's retention (at least the
+	// longest access-token lifetime) have passed, then swept by
+	// DeleteExpired. RevocationRange reports the newest Seq (head) and the
+	// highest Seq swept so far (floor): a reader whose position is below
+	// floor may have missed events and must start over.
+	AppendRevocation(ctx context.Context, r Revocation) (Revocation, error)
+	Revocations(ctx context.Context, after uint64, limit int) ([]Revocation, error)
+	RevocationRange(ctx context.Context) (floor, head uint64, err error)
+
 	// Keys returns every stored signing key.
 	Keys(ctx context.Context) ([]Key, error)
 	// UpdateKeys replaces the key set with what fn returns, atomically with
@@ -224,6 +273,26 @@ type Store interface {
 	GetConsent(ctx context.Context, subject, clientID string) (Consent, error)
 	ListConsents(ctx context.Context, subject string) ([]Consent, error)
 	DeleteConsent(ctx context.Context, subject, clientID string) error
+
+	// --- Named blobs and leases (ACME certificates, issue 16) ---
+	// Small opaque values under a name, shared by every process on the
+	// store (ACME certificates and the account key, sealed by the caller),
+	// and a lease so that of several replicas one does a piece of work
+	// (ordering a certificate) while the others wait for its result.
+	//
+	// GetBlob returns ErrNotFound when there is no blob of that name.
+	// PutBlob stores (or replaces) it; DeleteBlob removes it, with no error
+	// when there is none. Names are arbitrary strings, each independent.
+	GetBlob(ctx context.Context, name string) ([]byte, error)
+	PutBlob(ctx context.Context, name string, data []byte) error
+	DeleteBlob(ctx context.Context, name string) error
+	// TryLease gives the lease name to holder until now+ttl (the store's
+	// clock) when nobody holds it, its holder's time is up, or holder
+	// already has it (which extends it), atomically: of concurrent callers
+	// with different holders exactly one gets true. ReleaseLease ends
+	// holder's lease early; no error when holder does not hold it.
+	TryLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
+	ReleaseLease(ctx context.Context, name, holder string) error
 
 	// Close releases the store; pending writes are flushed first.
 	Close() error

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -22,8 +23,8 @@ func TestCLIVersion(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("postern version: exit %d\nstderr: %s", code, errOut)
 	}
-	if !regexp.MustCompile(`^postern \S+\n$`).MatchString(out) {
-		t.Errorf("postern version printed %q, want \"postern VERSION\\n\"", out)
+	if !regexp.MustCompile(`^postern \S+( \(commit [0-9a-f]{40}(, modified)?\))?\n$`).MatchString(out) {
+		t.Errorf("postern version printed %q, want \"postern VERSION [(commit HASH)]\\n\"", out)
 	}
 }
 
@@ -113,5 +114,66 @@ func TestCLICheckBadConfig(t *testing.T) {
 	}
 	if !strings.Contains(errOut, "clients[0].grant_types") {
 		t.Errorf("postern check stderr does not name clients[0].grant_types:\n%s", errOut)
+	}
+}
+
+// serve and gateway answer -h/--help with their usage block on stdout and
+// exit 0, like `postern help`; a bad flag still exits 2 with the block.
+func TestCLICommandHelp(t *testing.T) {
+	t.Parallel()
+	for _, cmd := range []string{"serve", "gateway"} {
+		for _, flag := range []string{"--help", "-h"} {
+			out, errOut, code := runPostern(t, "", cmd, flag)
+			if code != 0 || !strings.HasPrefix(out, "Usage:\n  postern "+cmd+" --config FILE") || !strings.Contains(out, "-log-level") || errOut != "" {
+				t.Errorf("postern %s %s: exit %d\nstdout:\n%s\nstderr:\n%s", cmd, flag, code, out, errOut)
+			}
+		}
+		_, errOut, code := runPostern(t, "", cmd, "--bogus")
+		if code != 2 || !strings.Contains(errOut, "flag provided but not defined: -bogus\nUsage:\n  postern "+cmd) {
+			t.Errorf("postern %s --bogus: exit %d\n%s", cmd, code, errOut)
+		}
+	}
+}
+
+// A bare `postern` points a newcomer at the quickstart.
+func TestCLIBarePointsAtQuickstart(t *testing.T) {
+	t.Parallel()
+	_, errOut, code := runPostern(t, "")
+	if code != 2 || !strings.Contains(errOut, "postern serve --config examples/quickstart/postern.json") {
+		t.Errorf("postern: exit %d\n%s", code, errOut)
+	}
+}
+
+// An address in use names what sets it.
+func TestCLIAddressInUse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cfg := writeConfig(t, `{}`)
+	_, errOut, code := runServeFailing(t, nil, "--config", cfg, "--data", t.TempDir(), "--addr", ln.Addr().String())
+	if code != 1 || !strings.Contains(errOut, "listen on "+ln.Addr().String()+" (set by --addr or the config's addr)") ||
+		!strings.Contains(errOut, "address already in use") {
+		t.Errorf("serve on a taken address: exit %d\n%s", code, errOut)
+	}
+	gw := writeConfig(t, `{"listen": "`+ln.Addr().String()+`", "routes": [{"path_prefix": "/p", "upstream": "http://127.0.0.1:1", "public": true}]}`)
+	_, errOut, code = runPosternFailing(t, nil, "gateway", "--config", gw)
+	if code != 1 || !strings.Contains(errOut, "(set by the config's listen)") || !strings.Contains(errOut, "address already in use") {
+		t.Errorf("gateway on a taken address: exit %d\n%s", code, errOut)
+	}
+}
+
+// The ready line carries the PID that kill and kill -HUP take.
+func TestReadyLogHasPID(t *testing.T) {
+	srv := startServer(t, writeConfig(t, `{}`), "")
+	want := fmt.Sprintf(`msg="postern ready" pid=%d `, srv.cmd.Process.Pid)
+	if !strings.Contains(srv.logs.String(), want) {
+		t.Errorf("ready line without %q:\n%s", want, srv.logs.String())
+	}
+	gw := startGateway(t, `{"listen": "127.0.0.1:0", "routes": [{"path_prefix": "/p", "upstream": "http://127.0.0.1:1", "public": true}]}`)
+	want = fmt.Sprintf(`msg="postern gateway ready" pid=%d `, gw.cmd.Process.Pid)
+	if !strings.Contains(gw.logs.String(), want) {
+		t.Errorf("gateway ready line without %q:\n%s", want, gw.logs.String())
 	}
 }

@@ -265,7 +265,7 @@ func (f *gwFixture) startGateway(t *testing.T, backend string, mod func(map[stri
 // requests from its /metrics.
 func (f *gwFixture) introspections(t *testing.T) int {
 	t.Helper()
-	return gwMetricValue(t, f.srv.URL+"/metrics", "postern_http_requests_total", `endpoint="introspect"`, `code="200"`)
+	return gwMetricValue(t, f.srv.MetricsURL(), "postern_http_requests_total", `endpoint="introspect"`, `code="200"`)
 }
 
 // metricValue sums the samples of name whose labels include all of labels.

@@ -52,6 +52,26 @@ type server struct {
 	logs    *syncBuffer
 	done    chan struct{}
 	exitErr error
+
+	mu         sync.Mutex
+	metricsURL string // the admin listener's /metrics
+}
+
+func (s *server) setMetricsURL(u string) {
+	s.mu.Lock()
+	s.metricsURL = u
+	s.mu.Unlock()
+}
+
+// MetricsURL is where the server serves /metrics: its admin listener (the
+// harness always starts one), never the public port.
+func (s *server) MetricsURL() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.metricsURL == "" {
+		s.t.Fatal("the server printed no metrics address")
+	}
+	return s.metricsURL
 }
 
 type syncBuffer struct {
@@ -81,7 +101,10 @@ func writeConfig(t *testing.T, json string) string {
 	return path
 }
 
-var listening = regexp.MustCompile(`listening on (https?://\S+)`)
+var (
+	listening    = regexp.MustCompile(`listening on (https?://\S+)`)
+	metricsAtURL = regexp.MustCompile(`postern metrics at (http://\S+)/metrics`)
+)
 
 // startServer runs postern serve with configPath on a free port and dataDir
 // (a fresh one when empty) and waits until /healthz answers.
@@ -90,7 +113,7 @@ func startServer(t *testing.T, configPath, dataDir string, extraArgs ...string) 
 	if dataDir == "" {
 		dataDir = filepath.Join(t.TempDir(), "data")
 	}
-	args := append([]string{"serve", "--config", configPath, "--addr", "127.0.0.1:0", "--data", dataDir, "--log-level", "debug"}, extraArgs...)
+	args := append([]string{"serve", "--config", configPath, "--addr", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--data", dataDir, "--log-level", "debug"}, extraArgs...)
 	cmd := exec.Command(binary, args...)
 	cmd.Env = append(os.Environ(), "POSTERN_SECRET="+testSecret)
 	stdout, err := cmd.StdoutPipe()
@@ -113,6 +136,9 @@ func startServer(t *testing.T, configPath, dataDir string, extraArgs ...string) 
 				case urls <- m[1]:
 				default:
 				}
+			}
+			if m := metricsAtURL.FindStringSubmatch(line); m != nil {
+				s.setMetricsURL(m[1] + "/metrics")
 			}
 		}
 	}()

@@ -22,7 +22,13 @@ import (
 // still running after 15s. It returns the exit code and output.
 func runServeFailing(t *testing.T, env []string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	args = append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)
+	return runPosternFailing(t, env, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
+}
+
+// runPosternFailing runs any long-running command (serve, gateway) the
+// same way.
+func runPosternFailing(t *testing.T, env []string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
 	cmd := exec.Command(binary, args...)
 	cmd.Env = append(append(os.Environ(), "POSTERN_SECRET="+testSecret), env...)
 	var out, errb syncBuffer
@@ -265,6 +271,11 @@ func TestWrongSecretRefusesToStart(t *testing.T) {
 	}
 	if strings.Contains(errOut, other) || strings.Contains(errOut, testSecret) {
 		t.Error("the error message prints a secret")
+	}
+	// Both ways out, so a newcomer who mixed the examples knows what to do.
+	if !strings.Contains(errOut, "start with the secret the data directory "+f.srv.DataDir+" was created with") ||
+		!strings.Contains(errOut, "move "+f.srv.DataDir+" aside and start afresh") {
+		t.Errorf("the message does not say both ways out (the right secret, or a fresh data directory):\n%s", errOut)
 	}
 
 	_, errOut, code = runServeFailing(t, []string{"POSTERN_SECRET=too-short"}, "--config", f.srv.Config, "--data", filepath.Join(t.TempDir(), "data"))

@@ -210,6 +210,26 @@ func TestPostgresReplicas(t *testing.T) {
 		}
 	})
 
+	t.Run("GatewayFedByOtherReplicaRefuses", func(t *testing.T) {
+		backend := startEchoBackend(t)
+		gw := startGateway(t, fmt.Sprintf(`{
+  "listen": "127.0.0.1:0", "admin_listen": "127.0.0.1:0", "issuer": %q,
+  "client_id": "rs", "client_secret": "${RS_SECRET}",
+  "cache": {"ttl": "1h", "negative_ttl": "1s"},
+  "routes": [{"path_prefix": "/api", "upstream": %q, "scopes": ["read"]}]
+}`, r.b.URL, backend.URL), "RS_SECRET="+r.rsSecret)
+		waitFeedConnected(t, gw)
+		tok := r.password(t, r.a)
+		passes(t, gw, "/api/x", tok.AccessToken)
+		resp, _ := postForm(t, r.a.URL+"/oauth2/revoke", url.Values{"token": {tok.AccessToken}}, "mobile", mobileSecret)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("revoke on A: status %d", resp.StatusCode)
+		}
+		// B hears of A's revocation through the database within its poll
+		// (1s), then its gateway at once.
+		refusedWithin(t, gw, "/api/x", tok.AccessToken, 3*time.Second)
+	})
+
 	t.Run("RefreshRetriedOnOtherThenReuse", func(t *testing.T) {
 		first := r.password(t, r.a)
 		next, err := r.mobile(r.a).TokenSource(ctx, &oauth2.Token{RefreshToken: first.RefreshToken, Expiry: time.Now().Add(-time.Minute)}).Token()

@@ -77,7 +77,7 @@ func TestRefreshRetryLostResponse(t *testing.T) {
 			t.Errorf("no %s event logged", ev)
 		}
 	}
-	if m := getBytes(t, f.srv.URL+"/metrics"); !strings.Contains(string(m), "postern_refresh_retries_total 1") {
+	if m := getBytes(t, f.srv.MetricsURL()); !strings.Contains(string(m), "postern_refresh_retries_total 1") {
 		t.Error("postern_refresh_retries_total is not 1")
 	}
 }

@@ -102,7 +102,7 @@ func TestReloadServe(t *testing.T) {
 	// that a change to it can be tried.
 	srv := startServer(t, writeConfig(t, reloadConfig("", "", "svc-a")), "", "--addr=")
 	tokensIssued := func() int {
-		return gwMetricValue(t, srv.URL+"/metrics", "postern_http_requests_total", `endpoint="token"`, `code="200"`)
+		return gwMetricValue(t, srv.MetricsURL(), "postern_http_requests_total", `endpoint="token"`, `code="200"`)
 	}
 
 	var tokA string

@@ -178,7 +178,7 @@ func TestClientCredentialsIntrospectRevoke(t *testing.T) {
 		t.Error("revoking one token revoked another grant")
 	}
 	// Metrics count what happened, by endpoint and grant.
-	mresp, err := http.Get(f.srv.URL + "/metrics")
+	mresp, err := http.Get(f.srv.MetricsURL())
 	if err != nil {
 		t.Fatal(err)
 	}

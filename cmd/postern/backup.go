@@ -53,6 +53,7 @@ func runBackup(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, "postern backup: --verify takes only the copy to check\n", backupUsage)
 		return exitUsage
 	case *verify != "" && *inProcess:
+		boundVerifyMemory(*verify)
 		return verifyBackup(*verify, stdout, stderr)
 	case *verify != "":
 		return verifyInChild(*verify, stdout, stderr)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/postern-auth/postern/acmecert"
 	"github.com/postern-auth/postern/authz"
 	"github.com/postern-auth/postern/clients"
 	"github.com/postern-auth/postern/confjson"
@@ -29,8 +30,10 @@ import (
 // fileConfig is the server's JSON configuration as written in git. Field
 // names are the external contract (DESIGN.md); client fields use RFC 7591.
 type fileConfig struct {
-	Issuer        string            `json:"issuer"`
-	Addr          string            `json:"addr"`
+	Issuer string `json:"issuer"`
+	Addr   string `json:"addr"`
+	// AdminListen serves /metrics apart from the public port (off unless set).
+	AdminListen   string            `json:"admin_listen"`
 	DataDir       string            `json:"data_dir"`
 	Store         string            `json:"store"`  // postgres:// DSN; empty means bbolt in data_dir
 	Tokens        json.RawMessage   `json:"tokens"` // authz.TokensFileConfig, decoded under its own path
@@ -53,6 +56,7 @@ type fileConfig struct {
 type Config struct {
 	Issuer       string
 	Addr         string
+	AdminListen  string // "": no metrics listener
 	DataDir      string
 	Store        string // PostgreSQL DSN shared by replicas, "" for bbolt in DataDir; may hold a password: never log it
 	Format       string
@@ -70,6 +74,9 @@ type Config struct {
 	// TLS: nil serves plain HTTP; TLSFiles names what it was loaded from.
 	TLS      *tls.Config
 	TLSFiles [2]string
+	// ACME: certificates from an ACME CA (tls.acme) instead of TLSFiles;
+	// TLS is then completed by serve.
+	ACME *acmecert.Config
 	// SAMLProviders are the identity providers of the login page, metadata
 	// files already read (see samlsp.FileProvider).
 	SAMLProviders []samlsp.FileProvider
@@ -113,7 +120,7 @@ const (
 )
 
 func (fc *fileConfig) validate() (*Config, error) {
-	c := &Config{Addr: fc.Addr, DataDir: fc.DataDir}
+	c := &Config{Addr: fc.Addr, AdminListen: fc.AdminListen, DataDir: fc.DataDir}
 	for _, step := range []func(*Config) error{fc.server, fc.tokens, fc.network, fc.clients, fc.users, fc.samlProviders} {
 		if err := step(c); err != nil {
 			return nil, err
@@ -128,6 +135,11 @@ func (fc *fileConfig) server(c *Config) error {
 		c.Addr = defaultAddr
 	} else if err := confjson.HostPort(c.Addr); err != nil {
 		return confjson.Errorf("addr", "%v", err)
+	}
+	if c.AdminListen != "" {
+		if err := confjson.HostPort(c.AdminListen); err != nil {
+			return confjson.Errorf("admin_listen", "%v", err)
+		}
 	}
 	if c.DataDir == "" {
 		c.DataDir = defaultDataDir
@@ -174,19 +186,36 @@ func (fc *fileConfig) tokens(c *Config) error {
 // network reads tls, forwarded_header and trusted_proxies.
 func (fc *fileConfig) network(c *Config) error {
 	if len(fc.TLS) > 0 {
-		var tf confjson.TLSFiles
+		var tf struct {
+			confjson.TLSFiles
+			ACME json.RawMessage `json:"acme"`
+		}
 		if err := confjson.Decode(fc.TLS, &tf, "tls"); err != nil {
 			return err
 		}
 		if tf.CAFile != "" {
 			return confjson.Errorf("tls.ca_file", "client certificates are not supported; clients authenticate at the token endpoint")
 		}
-		cert, err := tf.LoadKeyPair("tls")
-		if err != nil {
-			return err
+		if len(tf.ACME) > 0 {
+			if tf.CertFile != "" || tf.KeyFile != "" {
+				return confjson.Errorf("tls.acme", "set cert_file and key_file, or acme, not both")
+			}
+			ac, err := acmecert.ParseConfig("tls.acme", tf.ACME)
+			if err != nil {
+				return err
+			}
+			c.ACME = ac
+			// The listener's certificates come from the ACME manager,
+			// which serve builds once the store is open.
+			c.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
+		} else {
+			cert, err := tf.LoadKeyPair("tls")
+			if err != nil {
+				return err
+			}
+			c.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+			c.TLSFiles = [2]string{tf.CertFile, tf.KeyFile}
 		}
-		c.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-		c.TLSFiles = [2]string{tf.CertFile, tf.KeyFile}
 		if c.Issuer != "" && !strings.HasPrefix(c.Issuer, "https://") {
 			return confjson.Errorf("issuer", "%q is plain http while tls is set; clients would be told the wrong scheme", c.Issuer)
 		}

@@ -106,9 +106,11 @@ func TestParseConfigErrors(t *testing.T) {
 	}{
 		// JSON syntax and structure.
 		{name: "syntax error", config: `{"issuer": }`,
-			want: `config: invalid JSON at byte 12: invalid character '}' looking for beginning of value`},
+			want: "config: invalid JSON at line 1, column 12: invalid character '}' looking for beginning of value\n{\"issuer\": }\n           ^"},
 		{name: "syntax error in client", config: `{"clients": [{"client_id": "a",}]}`,
-			want: `config: invalid JSON at byte 32: invalid character '}' looking for beginning of object key string`},
+			want: "config: invalid JSON at line 1, column 32: invalid character '}' looking for beginning of object key string\n{\"clients\": [{\"client_id\": \"a\",}]}\n                               ^"},
+		{name: "syntax error on a later line", config: "{\n\t\"addr\": \"127.0.0.1:4444\"\n  \"data_dir\": \"d\"\n}\n",
+			want: "config: invalid JSON at line 3, column 3: invalid character '\"' after object key:value pair\n  \"data_dir\": \"d\"\n  ^"},
 		{name: "empty file", config: ``, want: `config: unexpected end of JSON`},
 		{name: "whitespace only", config: " \n\t", want: `config: unexpected end of JSON`},
 		{name: "truncated", config: `{"addr": "x:1"`, want: `config: unexpected end of JSON`},
@@ -275,10 +277,27 @@ func TestParseConfigErrors(t *testing.T) {
 			want: `config: clients[1].response_types: "token" needs grant implicit`},
 		{name: "code response type without authorization_code", config: secondClient(`{"client_id": "web", ` + pub + `, "grant_types": ["implicit"], "redirect_uris": ["https://a.example/cb"], "response_types": ["code"]}`),
 			want: `config: clients[1].response_types: "code" needs grant authorization_code`},
-		{name: "unknown response type", config: secondClient(spa(`"redirect_uris": ["https://a.example/cb"], "response_types": ["id_token"]`)),
-			want: `config: clients[1].response_types: unknown response type "id_token" (want code or token)`},
+		{name: "id_token response type without implicit", config: secondClient(spa(`"redirect_uris": ["https://a.example/cb"], "response_types": ["id_token"]`)),
+			want: `config: clients[1].response_types: "id_token" needs grant implicit`},
+		{name: "hybrid response type", config: secondClient(spa(`"redirect_uris": ["https://a.example/cb"], "response_types": ["code id_token"]`)),
+			want: `config: clients[1].response_types: unknown response type "code id_token" (want code, token, "id_token token" or id_token)`},
 		{name: "space-joined response types", config: secondClient(spa(`"redirect_uris": ["https://a.example/cb"], "response_types": ["code token"]`)),
-			want: `config: clients[1].response_types: unknown response type "code token" (want code or token)`},
+			want: `config: clients[1].response_types: unknown response type "code token" (want code, token, "id_token token" or id_token)`},
+		// Clients: OpenID Connect logout.
+		{name: "post-logout redirect with a fragment", config: secondClient(spa(`"redirect_uris": ["https://a.example/cb"], "post_logout_redirect_uris": ["https://a.example/bye#x"]`)),
+			want: `config: clients[1].post_logout_redirect_uris[0]: "https://a.example/bye#x" must not contain a fragment`},
+		{name: "post-logout redirect over plain http", config: secondClient(spa(`"redirect_uris": ["https://a.example/cb"], "post_logout_redirect_uris": ["http://a.example/bye"]`)),
+			want: `config: clients[1].post_logout_redirect_uris[0]: "http://a.example/bye": plain http is only allowed for loopback addresses`},
+		{name: "post-logout redirect twice", config: secondClient(spa(`"redirect_uris": ["https://a.example/cb"], "post_logout_redirect_uris": ["https://a.example/bye", "https://a.example/bye"]`)),
+			want: `config: clients[1].post_logout_redirect_uris[1]: "https://a.example/bye" listed twice`},
+		{name: "back-channel logout over plain http", config: secondClient(spa(`"redirect_uris": ["https://a.example/cb"], "backchannel_logout_uri": "http://a.example/logout"`)),
+			want: `config: clients[1].backchannel_logout_uri: "http://a.example/logout" must be an https URL (plain http only on loopback)`},
+		{name: "back-channel logout with a fragment", config: secondClient(spa(`"redirect_uris": ["https://a.example/cb"], "backchannel_logout_uri": "https://a.example/logout#x"`)),
+			want: `config: clients[1].backchannel_logout_uri: "https://a.example/logout#x" must not contain a fragment`},
+		{name: "back-channel logout relative", config: secondClient(spa(`"redirect_uris": ["https://a.example/cb"], "backchannel_logout_uri": "/logout"`)),
+			want: `config: clients[1].backchannel_logout_uri: "/logout" must be an https URL (plain http only on loopback)`},
+		{name: "logout for a machine client", config: secondClient(`{"client_id": "m", "client_secret": "m-dev-secret-0123456789", "grant_types": ["client_credentials"], "backchannel_logout_uri": "https://a.example/logout"}`),
+			want: `config: clients[1]: post_logout_redirect_uris and backchannel_logout_uri belong to authorization_code and implicit clients`},
 		{name: "scope with a quote", config: secondClient(`{"client_id": "web", ` + cs + `, ` + cc + `, "scope": "read wr\"ite"}`),
 			want: `config: clients[1].scope: invalid scope "wr\"ite"`},
 		{name: "scope with a backslash", config: secondClient(`{"client_id": "web", ` + cs + `, ` + cc + `, "scope": "read wr\\ite"}`),
@@ -690,7 +709,7 @@ func TestParseConfigFull(t *testing.T) {
 	if cfg.Clients[0].IsPublic() || !cfg.Clients[1].IsPublic() || cfg.Clients[2].IsPublic() {
 		t.Error("IsPublic does not follow token_endpoint_auth_method")
 	}
-	if got := cfg.Clients[3].GetResponseTypes(); !reflect.DeepEqual([]string(got), []string{"code", "token"}) {
+	if got := cfg.Clients[3].GetResponseTypes(); !reflect.DeepEqual([]string(got), []string{"code", "token", "id_token token", "id_token"}) {
 		t.Errorf("com.example.app response types = %q, want code and token from its grants", got)
 	}
 

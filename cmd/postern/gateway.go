@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/postern-auth/postern/gateway"
 )
 
@@ -30,8 +32,8 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.config, "config", "", "configuration `file` (JSON)")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	log, code := parseCommand("gateway", fs, args, &f.logFormat, &f.logLevel, stderr)
-	if code != exitOK {
+	log, code := parseCommand("gateway", fs, args, &f.logFormat, &f.logLevel, stdout, stderr)
+	if log == nil {
 		return code
 	}
 	if f.config == "" {
@@ -60,17 +62,33 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 // runGatewayServer runs the gateway for cfg until ctx ends, applying the
 // configuration reloads asks for.
 func runGatewayServer(ctx context.Context, cfg *gateway.FileConfig, reloads reloadSource[*gateway.FileConfig], log *slog.Logger, stdout io.Writer) error {
+	var collectors []prometheus.Collector
+	if cfg.ACME != nil {
+		c, stopACME, err := startGatewayACME(ctx, cfg, log, stdout)
+		if err != nil {
+			return err
+		}
+		defer stopACME()
+		collectors = append(collectors, c)
+	}
 	gcfg := cfg.Gateway
-	gw, err := newGateway(cfg, log)
+	gw, err := newGateway(cfg, log, collectors)
 	if err != nil {
 		return err
 	}
-	rl := &gatewayReloader{ctx: ctx, log: log, load: reloads.load, handler: newSwapHandler(gw), cur: cfg, gw: gw}
+	rl := &gatewayReloader{ctx: ctx, log: log, load: reloads.load, handler: newSwapHandler(gw), cur: cfg, gw: gw, collectors: collectors}
 	defer rl.close()
+	// Before listening: a gateway whose credentials the server refuses
+	// would answer every request with 503, so it does not start. A server
+	// that cannot be reached yet only gets a warning.
+	if err := rl.checkAuthServer(gw, gcfg.Issuer); err != nil {
+		return err
+	}
+	gw.Subscribe(ctx)
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+		return fmt.Errorf("listen on %s (set by the config's listen): %w", cfg.Listen, err)
 	}
 	scheme := "http"
 	if cfg.TLS != nil {
@@ -114,12 +132,7 @@ func runGatewayServer(ctx context.Context, cfg *gateway.FileConfig, reloads relo
 		go func() { errc <- as.Serve(aln) }()
 	}
 
-	// Discovery now, so a wrong issuer or secret-less server shows in the
-	// log at start; the gateway still serves (public routes need no server,
-	// and the server may come up later).
-	rl.warm(gw, gcfg.Issuer)
-
-	log.Info("postern gateway ready", "addr", ln.Addr().String(), "issuer", gcfg.Issuer, "routes", len(gcfg.Routes))
+	log.Info("postern gateway ready", "pid", os.Getpid(), "addr", ln.Addr().String(), "issuer", gcfg.Issuer, "routes", len(gcfg.Routes))
 	fmt.Fprintf(stdout, "postern gateway listening on %s://%s\n", scheme, ln.Addr())
 	if adminAddr != nil {
 		fmt.Fprintf(stdout, "postern gateway metrics at http://%s/metrics\n", adminAddr)

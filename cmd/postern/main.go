@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
+	"strings"
 )
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3".
@@ -32,7 +33,8 @@ Usage:
   postern backup --config FILE [--data DIR] --out FILE|-
                                 copy the running server's bbolt store (online, consistent)
   postern backup --verify FILE  check a copy (checksum, bbolt and Postern's indexes)
-  postern version
+  postern healthcheck URL       exit 0 if URL (a /healthz) answers 200: for container health checks
+  postern version               the module version and the commit it was built from
   postern help
 
 The system secret comes from POSTERN_SECRET (at least 32 bytes) or
@@ -40,6 +42,33 @@ The system secret comes from POSTERN_SECRET (at least 32 bytes) or
 (development only; refused with a shared PostgreSQL store, where every
 replica needs the same secret).
 `
+
+// quickstartHint ends the usage block of a bare `postern`: the one command
+// a newcomer needs first.
+const quickstartHint = `
+New here? From a clone of the repository, start the quickstart server:
+  postern serve --config examples/quickstart/postern.json
+and follow "A tour of the flows" in README.md.
+`
+
+// commandUsage is the usage line(s) of one long-running command, taken
+// from the top-level block so the two never disagree.
+func commandUsage(name string) string {
+	var b strings.Builder
+	in := false
+	for _, line := range strings.Split(usage, "\n") {
+		switch {
+		case strings.HasPrefix(line, "  postern "+name+" "):
+			in = true
+		case in && !strings.HasPrefix(line, "        "):
+			return b.String()
+		}
+		if in {
+			b.WriteString(line + "\n")
+		}
+	}
+	return b.String()
+}
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
@@ -54,7 +83,7 @@ const (
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, usage+quickstartHint)
 		return exitUsage
 	}
 	switch args[0] {
@@ -75,6 +104,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runMigrate(args[1:], stdout, stderr)
 	case "backup":
 		return runBackup(args[1:], stdout, stderr)
+	case "healthcheck":
+		return runHealthcheck(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "postern", versionString())
 		return exitOK
@@ -86,12 +117,39 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return exitUsage
 }
 
+// versionString is the module version and, when the build recorded it,
+// the commit: "v1.2.0 (commit 0123abcd…)", enough to tell which code a bug
+// report is about.
 func versionString() string {
-	if version != "" {
-		return version
+	bi, _ := debug.ReadBuildInfo()
+	return formatVersion(bi, version)
+}
+
+// formatVersion reads bi (nil when the binary carries none); override, from
+// -ldflags "-X main.version=…", replaces the module version.
+func formatVersion(bi *debug.BuildInfo, override string) string {
+	v, commit, dirty := "dev", "", false
+	if bi != nil {
+		if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				commit = s.Value
+			case "vcs.modified":
+				dirty = s.Value == "true"
+			}
+		}
 	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
+	if override != "" {
+		v = override
 	}
-	return "dev"
+	switch {
+	case commit == "":
+		return v
+	case dirty:
+		return v + " (commit " + commit + ", modified)"
+	}
+	return v + " (commit " + commit + ")"
 }

@@ -71,6 +71,7 @@ func restartChanges(running, next *Config) []string {
 		}
 	}
 	add(running.Addr != next.Addr, "addr")
+	add(running.AdminListen != next.AdminListen, "admin_listen")
 	add(running.DataDir != next.DataDir, "data_dir")
 	add(running.Store != next.Store, "store")
 	add(running.Issuer != next.Issuer, "issuer")
@@ -79,6 +80,7 @@ func restartChanges(running, next *Config) []string {
 	add(running.KeyReload != next.KeyReload, "keys.reload_interval")
 	add(running.KeyRotate != next.KeyRotate, "keys.rotate_after")
 	add(running.TLSFiles != next.TLSFiles, "tls")
+	add(!running.ACME.Same(next.ACME), "tls.acme")
 	return out
 }
 
@@ -223,6 +225,9 @@ func (r *serveReloader) reload() bool {
 	old := r.cur
 	r.handler.swap(inst.srv)
 	r.cur = inst
+	if err := inst.srv.TakeOver(r.base.ctx, old.srv); err != nil {
+		log.Error("reloaded, but the revocation feed may miss what the reload ended (caches keep such tokens until their TTL)", "error", err)
+	}
 	// Requests still inside the old server keep its providers, which work
 	// on without their refresh.
 	old.stopSAML()

@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/postern-auth/postern/gateway"
 )
@@ -25,7 +29,7 @@ func gatewayRestartChanges(running, next *gateway.FileConfig) []string {
 	if running.Listen != next.Listen {
 		out = append(out, "listen")
 	}
-	if !sameServedCertificates(running.TLS, next.TLS) {
+	if !sameServedCertificates(running.TLS, next.TLS) || !running.ACME.Same(next.ACME) || running.DataDir != next.DataDir {
 		out = append(out, "tls")
 	}
 	if running.AdminListen != next.AdminListen {
@@ -65,9 +69,12 @@ type gatewayReloader struct {
 	load    func() (*gateway.FileConfig, error)
 	handler *swapHandler // the main listener's
 	metrics *swapHandler // the admin listener's /metrics; nil without one
-	cur     *gateway.FileConfig
-	gw      *gateway.Gateway
-	retired []*retiredGateway
+	// collectors live as long as the process (ACME): each gateway built
+	// on reload registers them too.
+	collectors []prometheus.Collector
+	cur        *gateway.FileConfig
+	gw         *gateway.Gateway
+	retired    []*retiredGateway
 }
 
 type retiredGateway struct {
@@ -76,22 +83,44 @@ type retiredGateway struct {
 	closed atomic.Bool
 }
 
-func newGateway(cfg *gateway.FileConfig, log *slog.Logger) (*gateway.Gateway, error) {
+func newGateway(cfg *gateway.FileConfig, log *slog.Logger, collectors []prometheus.Collector) (*gateway.Gateway, error) {
 	gcfg := cfg.Gateway
 	gcfg.Logger = log
+	gcfg.Collectors = collectors
 	return gateway.New(gcfg)
 }
 
-// warm runs discovery in the background, so a wrong issuer shows in the
-// log now; the gateway serves meanwhile (see runGatewayServer).
+// warm runs discovery and checks the gateway's client credentials in the
+// background, so a wrong issuer or secret shows in the log now, and starts
+// following the revocation feed; the gateway serves meanwhile (see
+// runGatewayServer for the check at start).
 func (r *gatewayReloader) warm(gw *gateway.Gateway, issuer string) {
+	gw.Subscribe(r.ctx)
 	go func() {
-		wctx, cancel := context.WithTimeout(r.ctx, 10*time.Second)
-		defer cancel()
-		if err := gw.Warm(wctx); err != nil && r.ctx.Err() == nil {
-			r.log.Warn("authorization server not reachable yet; tokens will be checked once it is", "issuer", issuer, "error", err)
+		if err := r.checkAuthServer(gw, issuer); err != nil {
+			r.log.Error("configuration error: tokens cannot be validated until the gateway's client_id / client_secret are fixed", "issuer", issuer, "error", err)
 		}
 	}()
+}
+
+// checkAuthServer runs discovery and introspects a token that cannot
+// exist, bounded to 10 s. Only a refusal of the gateway's credentials is
+// returned: an unreachable server is logged and may come up later (public
+// routes need none).
+func (r *gatewayReloader) checkAuthServer(gw *gateway.Gateway, issuer string) error {
+	wctx, cancel := context.WithTimeout(r.ctx, 10*time.Second)
+	defer cancel()
+	err := gw.Warm(wctx)
+	if err == nil {
+		err = gw.CheckCredentials(wctx)
+	}
+	switch {
+	case errors.Is(err, gateway.ErrCredentials):
+		return fmt.Errorf("%w; check client_id and client_secret in the gateway's configuration, and that the server at %s has that client with that secret", err, issuer)
+	case err != nil && r.ctx.Err() == nil:
+		r.log.Warn("authorization server not reachable yet; tokens will be checked once it is", "issuer", issuer, "error", err)
+	}
+	return nil
 }
 
 // reload re-reads the configuration and swaps in a gateway built from it;
@@ -109,7 +138,7 @@ func (r *gatewayReloader) reload() bool {
 			"settings", changed)
 		return false
 	}
-	gw, err := newGateway(next, r.log)
+	gw, err := newGateway(next, r.log, r.collectors)
 	if err != nil {
 		r.log.Error("configuration not reloaded; still serving the previous configuration", "error", err)
 		return false

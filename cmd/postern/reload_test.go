@@ -25,6 +25,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/postern-auth/postern/clients"
 	"github.com/postern-auth/postern/gateway"
 	"github.com/postern-auth/postern/identity"
@@ -228,8 +230,10 @@ var healthzCount = regexp.MustCompile(`(?m)^postern_http_requests_total\{code="2
 
 func (f *reloadFixture) healthzCount(t *testing.T) int {
 	t.Helper()
-	_, body := f.do(t, http.MethodGet, "/metrics", nil, "", "")
-	m := healthzCount.FindStringSubmatch(body)
+	// What the admin listener serves: the registry every configuration shares.
+	rec := httptest.NewRecorder()
+	promhttp.HandlerFor(f.rl.base.metrics, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	m := healthzCount.FindStringSubmatch(rec.Body.String())
 	if m == nil {
 		return 0
 	}

@@ -24,15 +24,16 @@ import (
 )
 
 type serveFlags struct {
-	config     string
-	addr       string
-	issuer     string
-	data       string
-	secretFile string
-	logFormat  string
-	logLevel   string
-	store      string
-	pprof      string // serve only: see runServe
+	config      string
+	addr        string
+	issuer      string
+	data        string
+	secretFile  string
+	logFormat   string
+	logLevel    string
+	store       string
+	pprof       string // serve only: see runServe
+	adminListen string // serve only: overrides admin_listen
 }
 
 func (f *serveFlags) register(fs *flag.FlagSet) {
@@ -76,6 +77,12 @@ func loadServeConfig(f *serveFlags) (*Config, error) {
 		}
 		cfg.Addr = f.addr
 	}
+	if f.adminListen != "" {
+		if err := confjson.HostPort(f.adminListen); err != nil {
+			return nil, fmt.Errorf("--admin-listen: %w", err)
+		}
+		cfg.AdminListen = f.adminListen
+	}
 	if f.issuer != "" {
 		iss, err := confjson.Issuer(f.issuer)
 		if err != nil {
@@ -98,10 +105,13 @@ func loadServeConfig(f *serveFlags) (*Config, error) {
 // openStore opens PostgreSQL when the configuration names it, else the
 // bbolt file in the data directory. Either is closed with Close.
 func openStore(ctx context.Context, cfg *Config, log *slog.Logger) (storage.Store, error) {
+	// Revocation events outlive every access token they could concern (a
+	// reload may lengthen lifetimes, so never less than a day).
+	retention := max(24*time.Hour, cfg.Lifetimes.AccessToken, cfg.Lifetimes.ImplicitAccessToken)
 	if cfg.Store != "" {
-		return postgres.Open(ctx, cfg.Store, postgres.Options{Logger: log})
+		return postgres.Open(ctx, cfg.Store, postgres.Options{Logger: log, RevocationRetention: retention})
 	}
-	return bolt.Open(filepath.Join(cfg.DataDir, "postern.db"), bolt.Options{Logger: log})
+	return bolt.Open(filepath.Join(cfg.DataDir, "postern.db"), bolt.Options{Logger: log, RevocationRetention: retention})
 }
 
 // storeName says where records live, for logs: never the DSN, which may
@@ -121,6 +131,19 @@ func checkSharedSecret(cfg *Config, secretFile string) error {
 		return errors.New("a shared store needs the same system secret in every process: set POSTERN_SECRET or --secret-file")
 	}
 	return nil
+}
+
+// withSecretHint adds both ways out to a wrong-secret error: the secret the
+// store was created with, or, in development, a fresh data directory.
+func withSecretHint(err error, cfg *Config) error {
+	if !errors.Is(err, keys.ErrWrongSecret) {
+		return err
+	}
+	if cfg.Store != "" {
+		return fmt.Errorf("%w. Start with the secret the store was created with (every replica needs the same one)", err)
+	}
+	return fmt.Errorf("%w. Either start with the secret the data directory %s was created with (POSTERN_SECRET, --secret-file, or neither for the development secret generated there), "+
+		"or, for a development setup, move %s aside and start afresh (its tokens and signing keys are lost)", err, cfg.DataDir, cfg.DataDir)
 }
 
 // rotateKeys replaces the signing key once it is older than maxAge, checking
@@ -190,8 +213,24 @@ func reloadKeys(ctx context.Context, km *keys.Manager, every time.Duration, log 
 // parseCommand parses a long-running subcommand's flags, refuses stray
 // arguments and builds its logger; a code other than exitOK means it has
 // already told the user why.
-func parseCommand(name string, fs *flag.FlagSet, args []string, format, level *string, stderr io.Writer) (*slog.Logger, int) {
+//
+// -h / --help prints the command's usage block to stdout and exits 0; a bad
+// flag prints the error and the usage block to stderr (exit 2). A nil
+// logger means the command is done with the returned code.
+func parseCommand(name string, fs *flag.FlagSet, args []string, format, level *string, stdout, stderr io.Writer) (*slog.Logger, int) {
+	printUsage := func(w io.Writer) {
+		fmt.Fprintf(w, "Usage:\n%s\nFlags:\n", commandUsage(name))
+		fs.SetOutput(w)
+		fs.PrintDefaults()
+		fs.SetOutput(stderr)
+	}
+	fs.Usage = func() {} // printed below, to the stream the case calls for
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage(stdout)
+			return nil, exitOK
+		}
+		printUsage(stderr)
 		return nil, exitUsage
 	}
 	if fs.NArg() > 0 {
@@ -212,9 +251,10 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	var f serveFlags
 	f.register(fs)
 	// Not in register: the keys commands share those flags and have nothing to profile.
+	fs.StringVar(&f.adminListen, "admin-listen", "", "serve /metrics on this separate `host:port` (overrides config admin_listen; off by default)")
 	fs.StringVar(&f.pprof, "pprof", "", "serve net/http/pprof on this separate `host:port` (off by default; keep it on loopback)")
-	log, code := parseCommand("serve", fs, args, &f.logFormat, &f.logLevel, stderr)
-	if code != exitOK {
+	log, code := parseCommand("serve", fs, args, &f.logFormat, &f.logLevel, stdout, stderr)
+	if log == nil {
 		return code
 	}
 	cfg, err := loadServeConfig(&f)
@@ -306,7 +346,7 @@ func serve(ctx context.Context, cfg *Config, secretFile string, reloads reloadSo
 	}
 	km, err := keys.Open(ctx, store, secret, keys.Options{Algorithm: cfg.KeyAlgorithm, Overlap: cfg.KeyOverlap})
 	if err != nil {
-		return err
+		return withSecretHint(err, cfg)
 	}
 	if cfg.Store != "" {
 		// Stopped before the store closes (defers run in reverse).
@@ -325,7 +365,7 @@ func serve(ctx context.Context, cfg *Config, secretFile string, reloads reloadSo
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+		return fmt.Errorf("listen on %s (set by --addr or the config's addr): %w", cfg.Addr, err)
 	}
 	scheme := "http"
 	if cfg.TLS != nil {
@@ -336,10 +376,26 @@ func serve(ctx context.Context, cfg *Config, secretFile string, reloads reloadSo
 		cfg.Issuer = scheme + "://" + ln.Addr().String()
 	}
 	base := newServeBase(ctx, store, km, secret, log)
+	if cfg.ACME != nil {
+		stopACME, err := startServeACME(ctx, cfg, store, secret, base.metrics, log, stdout)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer stopACME()
+	}
 	inst, err := base.build(cfg)
 	if err != nil {
 		ln.Close()
 		return err
+	}
+	if cfg.AdminListen != "" {
+		stopAdmin, err := startAdminListener(cfg.AdminListen, base.metrics, log, stdout)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer stopAdmin()
 	}
 	rl := &serveReloader{base: base, load: reloads.load, defaultIssuer: scheme + "://" + ln.Addr().String(),
 		handler: newSwapHandler(inst.srv), cur: inst}
@@ -353,6 +409,9 @@ func serve(ctx context.Context, cfg *Config, secretFile string, reloads reloadSo
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
+	// Revocation-feed streams never end by themselves; Shutdown would wait
+	// for them until its deadline.
+	hs.RegisterOnShutdown(func() { rl.cur.srv.CloseStreams() })
 	errc := make(chan error, 1)
 	if cfg.TLS != nil {
 		hs.TLSConfig = cfg.TLS
@@ -360,7 +419,7 @@ func serve(ctx context.Context, cfg *Config, secretFile string, reloads reloadSo
 	} else {
 		go func() { errc <- hs.Serve(ln) }()
 	}
-	log.Info("postern ready", "addr", ln.Addr().String(), "issuer", cfg.Issuer, "data_dir", cfg.DataDir, "store", storeName(cfg, store),
+	log.Info("postern ready", "pid", os.Getpid(), "addr", ln.Addr().String(), "issuer", cfg.Issuer, "data_dir", cfg.DataDir, "store", storeName(cfg, store),
 		"clients", len(cfg.Clients), "access_token_format", cfg.Format)
 	fmt.Fprintf(stdout, "postern listening on %s://%s (issuer %s)\n", scheme, ln.Addr(), cfg.Issuer)
 

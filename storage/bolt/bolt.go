@@ -17,6 +17,8 @@
 //	expiry    be64(ExpiresAt nanos) + tk          → ∅
 //	retry     tk (of the redeemed token)          → encoded Retry
 //	retryexp  be64(Until nanos) + tk              → ∅
+//	revocations be64(Seq)                         → encoded Revocation
+//	revexp    be64(kept-until nanos) + be64(Seq)  → ∅
 //	once      lp(namespace) + id                  → be64(exp nanos)
 //	onceexp   be64(exp nanos) + lp(namespace) + id → ∅
 //	keys      Key.ID                              → encoded Key
@@ -28,10 +30,12 @@
 //	sessrevexp be64(until nanos) + lp(session ID) → ∅
 //	subjend   lp(subject)                         → encoded ended-at, until
 //	subjendexp be64(until nanos) + lp(subject)    → ∅
+//	blobs     lp(name)                            → the blob as given
+//	leases    lp(name)                            → be64(until nanos) + holder
 //	meta      "schema"                            → schema version
 //
 // Listing an owner's tokens is a cursor Seek on lp(owner) in its index plus
-// one Get per token; DeleteExpired walks expiry, retryexp, onceexp, loginexp,
+// one Get per token; DeleteExpired walks expiry, retryexp, revexp, onceexp, loginexp,
 // sessrevexp and subjendexp from the start up to now; ListEvents walks
 // events backwards from the end of lp(subject).
 // Every index entry is written and removed in the same transaction as its
@@ -81,11 +85,18 @@ var (
 	// Likewise, added with the refresh retry window.
 	bucketRetry    = []byte("retry")
 	bucketRetryExp = []byte("retryexp")
+	// Likewise, added with the revocation feed. Seq is the bucket's
+	// sequence; meta "revfloor" holds the highest Seq swept.
+	bucketRevocations = []byte("revocations")
+	bucketRevExp      = []byte("revexp")
+	// Likewise, added with ACME certificates.
+	bucketBlobs  = []byte("blobs")
+	bucketLeases = []byte("leases")
 
 	allBuckets = [][]byte{bucketTokens, bucketGrants, bucketSubjects, bucketClients, bucketExpiry,
 		bucketOnce, bucketOnceExp, bucketKeys, bucketEvents, bucketMeta, bucketConsents,
 		bucketLoginFail, bucketLoginExp, bucketSessRev, bucketSessRevExp, bucketSubjEnd, bucketSubjEndExp,
-		bucketRetry, bucketRetryExp}
+		bucketRetry, bucketRetryExp, bucketRevocations, bucketRevExp, bucketBlobs, bucketLeases}
 
 	metaSchema = []byte("schema")
 )
@@ -124,6 +135,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the store's clock for expiry (nil means time.Now).
 	Now func() time.Time
+	// RevocationRetention is how long revocation events are kept at least
+	// (default 24h; give it at least the longest access-token lifetime).
+	RevocationRetention time.Duration
 }
 
 // Store is a storage.Store on a bbolt file.
@@ -131,7 +145,9 @@ type Store struct {
 	db   *bbolt.DB
 	path string
 	now  func() time.Time
-	log  *slog.Logger
+	// retention: revocation events are kept at least this long.
+	retention time.Duration
+	log       *slog.Logger
 
 	// mu lets Close wait for operations in flight, so that a write that has
 	// started is committed before the file is closed.
@@ -180,7 +196,10 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 
 	db.MaxBatchDelay = batchDelay
-	s := &Store{db: db, path: path, now: opts.Now, log: opts.Logger}
+	if opts.RevocationRetention <= 0 {
+		opts.RevocationRetention = 24 * time.Hour
+	}
+	s := &Store{db: db, path: path, now: opts.Now, log: opts.Logger, retention: opts.RevocationRetention}
 	if opts.SweepInterval > 0 {
 		ctx, cancel := context.WithCancel(context.Background())
 		s.stopSweep = cancel

@@ -195,6 +195,29 @@ func decodeRetry(val []byte) (storage.Retry, error) {
 	return r, nil
 }
 
+func encodeRevocation(r storage.Revocation) []byte {
+	e := encoder{buf: make([]byte, 0, 40+len(r.ID)+len(r.Subject)+len(r.ClientID))}
+	e.buf = append(e.buf, formatV1)
+	e.time(r.Time)
+	e.string(string(r.Kind))
+	e.string(r.ID)
+	e.string(r.Subject)
+	e.string(r.ClientID)
+	e.time(r.Until)
+	return e.buf
+}
+
+func decodeRevocation(seq uint64, val []byte) (storage.Revocation, error) {
+	d := decoder{buf: val}
+	d.version()
+	r := storage.Revocation{Seq: seq, Time: d.time(), Kind: storage.RevocationKind(d.string()), ID: d.string(),
+		Subject: d.string(), ClientID: d.string(), Until: d.time()}
+	if err := d.finish(); err != nil {
+		return storage.Revocation{}, fmt.Errorf("revocation %d: %w", seq, err)
+	}
+	return r, nil
+}
+
 func encodeKey(k storage.Key) []byte {
 	e := encoder{buf: []byte{formatV1}}
 	e.string(k.ID)

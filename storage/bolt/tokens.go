@@ -378,9 +378,11 @@ func (s *Store) RevokeGrant(ctx context.Context, requestID string) (int, error) 
 		return 0, nil // never indexed
 	}
 	prefix := lp(requestID)
+	now := s.now()
 	var n int
 	err := s.batch(ctx, func(tx *bbolt.Tx) error {
 		n = 0
+		var removed []storage.Token
 		b := openTokenBuckets(tx)
 		// Collect first: deleting under a live cursor can skip entries.
 		var keys [][]byte
@@ -400,7 +402,13 @@ func (s *Store) RevokeGrant(ctx context.Context, requestID string) (int, error) 
 			if err := b.remove(key, t); err != nil {
 				return err
 			}
+			removed = append(removed, t)
 			n++
+		}
+		if r, live := grantRevocation(requestID, removed, now); live {
+			if _, err := s.appendRevocation(tx, r, now); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
@@ -477,7 +485,7 @@ func (s *Store) list(ctx context.Context, index []byte, owner string) ([]storage
 // removed so far with ctx's error.
 func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int, error) {
 	total := 0
-	for _, sweep := range []func(*bbolt.Tx, time.Time) (int, error){sweepTokens, sweepRetries, sweepOnce, sweepLoginFailures,
+	for _, sweep := range []func(*bbolt.Tx, time.Time) (int, error){sweepTokens, sweepRetries, sweepRevocations, sweepOnce, sweepLoginFailures,
 		sweepRevokedSessions, sweepSubjectEnds} {
 		for {
 			var n int

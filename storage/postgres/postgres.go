@@ -100,6 +100,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the store's clock for expiry (nil means time.Now).
 	Now func() time.Time
+	// RevocationRetention is how long revocation events are kept at least
+	// (default 24h; give it at least the longest access-token lifetime).
+	RevocationRetention time.Duration
 }
 
 func (o Options) normalize() Options {
@@ -117,6 +120,9 @@ func (o Options) normalize() Options {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.RevocationRetention <= 0 {
+		o.RevocationRetention = defaultRevocationRetention
 	}
 	return o
 }

@@ -240,13 +240,36 @@ func (s *Store) RevokeGrant(ctx context.Context, requestID string) (int, error) 
 	if requestID == "" {
 		return 0, nil // never indexed
 	}
+	now := s.nowNanos()
 	bctx, cancel := s.bound(ctx)
 	defer cancel()
-	tag, err := s.pool.Exec(bctx, `DELETE FROM tokens WHERE request_id = $1`, bin(requestID))
+	var n int
+	err := s.inTx(bctx, func(tx pgx.Tx) error {
+		// The deleted rows' aggregate decides the event: the live access
+		// tokens are what a cache may still hold.
+		var until *int64
+		var subject, client *bin
+		err := tx.QueryRow(bctx, `WITH gone AS (DELETE FROM tokens WHERE request_id = $1 RETURNING kind, subject, client_id, expires_ns),
+live AS (SELECT * FROM gone WHERE kind = $3 AND expires_ns >= $2)
+SELECT (SELECT count(*) FROM gone), max(expires_ns), (array_agg(subject))[1], (array_agg(client_id))[1] FROM live`,
+			bin(requestID), now, string(storage.AccessToken)).Scan(&n, &until, &subject, &client)
+		if err != nil || until == nil {
+			return err
+		}
+		r := storage.Revocation{Kind: storage.RevokedGrant, ID: requestID, Until: fromNanos(*until)}
+		if subject != nil {
+			r.Subject = string(*subject)
+		}
+		if client != nil {
+			r.ClientID = string(*client)
+		}
+		_, err = s.appendRevocation(bctx, tx, r, now)
+		return err
+	})
 	if err != nil {
 		return 0, s.fail(ctx, fmt.Sprintf("revoke grant %q", requestID), err)
 	}
-	return int(tag.RowsAffected()), nil
+	return n, nil
 }
 
 // GrantTokens implements storage.Store. Redeemed tokens are listed, expired
@@ -318,6 +341,11 @@ func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int, error) {
 				break
 			}
 		}
+	}
+	n, err := s.sweepRevocations(ctx, now)
+	total += n
+	if err != nil {
+		return total, err
 	}
 	return total, nil
 }

@@ -56,6 +56,10 @@ func RunTests(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"RetryConcurrent", testRetryConcurrent},
 		{"CreateTokenConcurrent", testCreateTokenConcurrent},
 		{"RevokeGrant", testRevokeGrant},
+		{"RevokeGrantRecordsEvent", testRevokeGrantRecordsEvent},
+		{"AppendRevocation", testAppendRevocation},
+		{"RevocationsSwept", testRevocationsSwept},
+		{"RevocationsConcurrent", testRevocationsConcurrent},
 		{"GrantTokens", testGrantTokens},
 		{"SubjectTokens", testSubjectTokens},
 		{"ClientTokens", testClientTokens},
@@ -84,6 +88,10 @@ func RunTests(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"EndSubjectSessionsExpired", testEndSubjectSessionsExpired},
 		{"EndSubjectSessionsDeleteExpired", testEndSubjectSessionsDeleteExpired},
 		{"EndSubjectSessionsConcurrent", testEndSubjectSessionsConcurrent},
+		{"Blobs", testBlobs},
+		{"Leases", testLeases},
+		{"LeaseExpires", testLeaseExpires},
+		{"LeaseConcurrent", testLeaseConcurrent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

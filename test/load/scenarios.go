@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -54,6 +55,8 @@ type target struct {
 	newWorker func(ctx context.Context, client *http.Client, id int) (*worker, error)
 	note      string
 	cleanup   func() // after the processes stop (drops a PostgreSQL schema)
+	// probe, when set, runs beside the measured load (the revocation lag).
+	probe func(ctx context.Context) (string, error)
 }
 
 // runner holds what a whole run shares: the binaries, the generated client
@@ -229,11 +232,29 @@ func (r *runner) runScenario(ctx context.Context, name string) Result {
 	r.progress("%s: %s warm-up, %s measured, %d workers", name, r.opts.warmup, r.opts.duration, r.opts.concurrency)
 	sampler := sampleRSS(t.server.pid())
 	var profile *profileCapture
+	probed := make(chan string, 1)
 	lr := runLoad(ctx, client, workers, r.opts.warmup, r.opts.duration, func() {
 		if r.opts.profileDir != "" && t.server.pprofURL != "" {
 			profile = r.captureProfile(t.server.pprofURL, filepath.Join(r.opts.profileDir, name+".pprof"))
 		}
+		if t.probe != nil {
+			go func() {
+				out, err := t.probe(ctx)
+				if err != nil {
+					out = "probe failed: " + err.Error()
+				}
+				probed <- out
+			}()
+		}
 	})
+	if t.probe != nil {
+		select {
+		case out := <-probed:
+			res.Note = joinNote(res.Note, out)
+		case <-time.After(time.Minute):
+			res.Note = joinNote(res.Note, "revocation-lag probe did not finish")
+		}
+	}
 	peak := sampler.stop()
 	st, stErr := readProcStatus(t.server.pid())
 	if profile != nil {
@@ -349,6 +370,8 @@ func (r *runner) posternConfig(format string) ([]byte, error) {
 				"client_secret_hash": r.secrets[serviceClient].hash,
 				"grant_types":        []string{"client_credentials"},
 				"scope":              "read write",
+				// The gateway's client: it may follow the revocation feed.
+				"resource_server": true,
 			},
 			{
 				"client_id":          mobileClient,
@@ -441,7 +464,63 @@ func (r *runner) startGateway(ctx context.Context, dataDir string) (*target, err
 		return nil, err
 	}
 	return &target{server: gw, others: []*proc{as}, newWorker: getWorker(gw.url+gatewayPath, "Bearer "+token),
-		note: "RSS is the gateway process's; its authorization server only answers the first introspection (cache ttl 10m)"}, nil
+		note:  "RSS is the gateway process's; its authorization server only answers the first introspection (cache ttl 10m)",
+		probe: r.revocationLag(as.url, gw.url)}, nil
+}
+
+// revocationLag revokes tokens one by one while the load runs and times
+// each from the revocation's answer to the gateway's first refusal.
+func (r *runner) revocationLag(server, gateway string) func(ctx context.Context) (string, error) {
+	return func(ctx context.Context) (string, error) {
+		const n = 30
+		c := &http.Client{Timeout: 5 * time.Second}
+		get := func(token string) (int, error) {
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, gateway+gatewayPath, nil)
+			if err != nil {
+				return 0, err
+			}
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := c.Do(req)
+			if err != nil {
+				return 0, err
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			return resp.StatusCode, nil
+		}
+		var lags []time.Duration
+		for range n {
+			token, err := r.ccToken(ctx, server)
+			if err != nil {
+				return "", err
+			}
+			if status, err := get(token); err != nil || status != http.StatusOK {
+				return "", fmt.Errorf("fresh token through the gateway: %d %v", status, err)
+			}
+			if err := postForm(ctx, c, server+"/oauth2/revoke", serviceClient, r.secrets[serviceClient].secret, "token="+url.QueryEscape(token), nil); err != nil {
+				return "", fmt.Errorf("revoke: %w", err)
+			}
+			revoked := time.Now()
+			for {
+				status, err := get(token)
+				if err != nil {
+					return "", err
+				}
+				if status == http.StatusUnauthorized {
+					lags = append(lags, time.Since(revoked))
+					break
+				}
+				if time.Since(revoked) > 5*time.Second {
+					return "", errors.New("a revoked token still passed the gateway after 5s")
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}
+		slices.Sort(lags)
+		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+		return fmt.Sprintf("revocation lag over %d revocations (revoke answered to gateway refusing): p50 %.1f ms, p99 %.1f ms, max %.1f ms",
+			n, ms(lags[n/2]), ms(lags[n*99/100]), ms(lags[n-1])), nil
+	}
 }
 
 // serviceAuth is the Authorization header of the client-credentials client.
@@ -585,6 +664,9 @@ func postForm(ctx context.Context, client *http.Client, target, clientID, secret
 	}
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("POST %s: status %d: %.300s", target, resp.StatusCode, b)
+	}
+	if out == nil {
+		return nil // an answer without a body to read (revocation)
 	}
 	return json.Unmarshal(b, out)
 }

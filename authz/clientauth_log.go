@@ -1,0 +1,63 @@
+package authz
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/ory/fosite"
+)
+
+// clientAuthLog tells an operator why a client was refused at the token,
+// introspection or revocation endpoint (a mistyped secret is the most
+// common first-hour mistake, and the client only ever sees
+// invalid_client). Info level, the client_id and the reason, never the
+// secret or the assertion; at most one line a second, so a client retrying
+// in a loop, or someone guessing, cannot flood the log: the next line
+// counts the ones left out.
+type clientAuthLog struct {
+	log     *slog.Logger
+	last    atomic.Int64 // unix second of the last line
+	skipped atomic.Int64
+}
+
+func (l *clientAuthLog) failed(r *http.Request, err error, answer *oauthError) {
+	now := time.Now().Unix()
+	if l.last.Swap(now) == now {
+		l.skipped.Add(1)
+		return
+	}
+	l.log.Info("client authentication failed", "client_id", presentedClientID(r), "reason", authFailureReason(err, answer),
+		"endpoint", r.URL.Path, "ip", clientIP(r), "not_logged_since_last", l.skipped.Swap(0))
+}
+
+// presentedClientID is the client_id the request claims, from HTTP Basic
+// or the form; the secret next to it is never read here.
+func presentedClientID(r *http.Request) string {
+	if id, _, ok := r.BasicAuth(); ok {
+		if u, err := url.QueryUnescape(id); err == nil {
+			return u
+		}
+		return id
+	}
+	return r.PostForm.Get("client_id")
+}
+
+// authFailureReason is fosite's hint and debug text when it refused the
+// client (neither holds the secret), else Postern's own description.
+func authFailureReason(err error, answer *oauthError) string {
+	if errors.Is(err, fosite.ErrNotFound) {
+		return "no such client"
+	}
+	var rfc *fosite.RFC6749Error
+	if errors.As(err, &rfc) {
+		if reason := strings.TrimSpace(rfc.HintField + " " + rfc.Debug()); reason != "" {
+			return reason
+		}
+	}
+	return answer.Description
+}
