@@ -125,6 +125,15 @@ func (s feedStore) AppendRevocation(ctx context.Context, r storage.Revocation) (
 	return out, err
 }
 
+// RevocationNotices passes on the store's notices of revocations other
+// processes commit (storage.RevocationNotifier), if it gives any.
+func (s feedStore) RevocationNotices() <-chan struct{} {
+	if n, ok := s.Store.(storage.RevocationNotifier); ok {
+		return n.RevocationNotices()
+	}
+	return nil
+}
+
 // CloseStreams ends the feed streams of this server: it was replaced by a
 // reload, or the process stops (their readers reconnect and resume).
 func (s *Server) CloseStreams() { s.feed.close() }
@@ -220,6 +229,12 @@ func (s *Server) streamRevocations(w http.ResponseWriter, r *http.Request, pos u
 	defer poll.Stop()
 	for {
 		wake := s.feed.waiter()
+		// Another replica's revocation, when the store hears of it, wakes
+		// the stream before the poll would (nil: never).
+		var remote <-chan struct{}
+		if n, ok := s.store.(storage.RevocationNotifier); ok {
+			remote = n.RevocationNotices()
+		}
 		evs, err := s.store.Revocations(ctx, pos, feedBatch)
 		if err != nil {
 			// The reader resumes from pos once the store answers again.
@@ -252,6 +267,7 @@ func (s *Server) streamRevocations(w http.ResponseWriter, r *http.Request, pos u
 		case <-s.feed.done:
 			return
 		case <-wake:
+		case <-remote:
 		case <-poll.C:
 		case <-heartbeat.C:
 			fmt.Fprint(w, ": heartbeat\n\n")

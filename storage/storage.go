@@ -297,3 +297,12 @@ type Store interface {
 	// Close releases the store; pending writes are flushed first.
 	Close() error
 }
+
+// RevocationNotifier is offered by a store that hears of revocations other
+// processes commit (PostgreSQL, through LISTEN/NOTIFY), so that the
+// revocation feed wakes its streams at once instead of at its next poll.
+// The channel is closed when the next revocation is heard of; ask again
+// for the one after. A nil channel means no notices (never ready).
+type RevocationNotifier interface {
+	RevocationNotices() <-chan struct{}
+}

@@ -55,6 +55,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -67,8 +68,9 @@ import (
 var _ storage.Store = (*Store)(nil)
 
 const (
-	defaultTimeout       = 5 * time.Second
-	defaultSweepInterval = time.Minute
+	defaultTimeout        = 5 * time.Second
+	defaultSweepInterval  = time.Minute
+	defaultTokenCacheSize = 10000
 	// idleInTxTimeout frees the row locks of a replica that stalls inside a
 	// transaction (postern never waits on anything but the database there).
 	idleInTxTimeout = 10 * time.Second
@@ -103,6 +105,15 @@ type Options struct {
 	// RevocationRetention is how long revocation events are kept at least
 	// (default 24h; give it at least the longest access-token lifetime).
 	RevocationRetention time.Duration
+	// TokenCacheSize bounds the access tokens this replica keeps in memory
+	// for introspection (default 10000; negative disables the cache). An
+	// entry lives until its token expires or a revocation covering it is
+	// heard of (see listen.go); each entry costs about its token's size.
+	TokenCacheSize int
+
+	// beforeListen, if set, runs before each attempt to open the
+	// notification connection (tests hold a replica disconnected with it).
+	beforeListen func()
 }
 
 func (o Options) normalize() Options {
@@ -120,6 +131,9 @@ func (o Options) normalize() Options {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.TokenCacheSize == 0 {
+		o.TokenCacheSize = defaultTokenCacheSize
 	}
 	if o.RevocationRetention <= 0 {
 		o.RevocationRetention = defaultRevocationRetention
@@ -140,7 +154,16 @@ type Store struct {
 
 	stopSweep context.CancelFunc
 	sweepDone chan struct{}
-	closeOnce sync.Once
+
+	// cache holds access tokens (nil when disabled); the listener keeps it
+	// honest through channel. listenPID is the notification connection's
+	// backend (for tests that cut it).
+	cache      *tokenCache
+	channel    string
+	stopListen context.CancelFunc
+	listenDone chan struct{}
+	listenPID  atomic.Uint32
+	closeOnce  sync.Once
 }
 
 // Open connects to the database named by dsn (a postgres:// URL or a
@@ -164,6 +187,14 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		log:       opts.Logger,
 		where:     where + " schema " + schema,
 		sweepLock: lockKey("sweep", schema),
+		channel:   channelName(schema),
+	}
+	if opts.TokenCacheSize > 0 {
+		s.cache = newTokenCache(opts.TokenCacheSize)
+		lctx, cancel := context.WithCancel(context.Background())
+		s.stopListen = cancel
+		s.listenDone = make(chan struct{})
+		go s.listen(lctx)
 	}
 	if opts.SweepInterval > 0 {
 		sctx, cancel := context.WithCancel(context.Background())
@@ -255,6 +286,10 @@ func (s *Store) Close() error {
 		if s.stopSweep != nil {
 			s.stopSweep()
 			<-s.sweepDone
+		}
+		if s.stopListen != nil {
+			s.stopListen()
+			<-s.listenDone
 		}
 		s.pool.Close()
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -24,7 +25,11 @@ func (s *Store) appendRevocation(ctx context.Context, tx pgx.Tx, r storage.Revoc
 	keep := max(nanos(r.Until), now+int64(s.opts.RevocationRetention))
 	_, err := tx.Exec(ctx, `INSERT INTO revocations (seq, time_ns, kind, id, subject, client_id, until_ns, expires_ns)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, seq, now, string(r.Kind), bin(r.ID), bin(r.Subject), bin(r.ClientID), nanos(r.Until), keep)
-	return r, err
+	if err != nil {
+		return r, err
+	}
+	// Sent on commit, to every replica (listen.go).
+	return r, s.notify(ctx, tx, strconv.FormatInt(seq, 10))
 }
 
 // AppendRevocation implements storage.Store.
@@ -44,6 +49,9 @@ func (s *Store) AppendRevocation(ctx context.Context, r storage.Revocation) (sto
 	})
 	if err != nil {
 		return storage.Revocation{}, s.fail(ctx, what, err)
+	}
+	if s.cache != nil {
+		s.cache.apply(out)
 	}
 	return out, nil
 }

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -78,14 +79,27 @@ func (s *Store) CreateToken(ctx context.Context, t storage.Token) error {
 	return nil
 }
 
-// GetToken implements storage.Store.
+// GetToken implements storage.Store. Access tokens are served from the
+// replica's cache when it holds them (see cache.go).
 func (s *Store) GetToken(ctx context.Context, kind storage.Kind, signature string) (storage.Token, error) {
 	what := fmt.Sprintf("get %s token", kind)
+	now := s.nowNanos()
+	var gen uint64
+	cached := kind == storage.AccessToken && s.cache != nil
+	if cached {
+		if t, ok := s.cache.get(signature, now); ok {
+			return t, nil
+		}
+		gen = s.cache.generation()
+	}
 	bctx, cancel := s.bound(ctx)
 	defer cancel()
 	t, err := scanToken(s.pool.QueryRow(bctx,
 		`SELECT `+tokenCols+` FROM tokens WHERE kind = $1 AND signature = $2 AND expires_ns >= $3`,
-		string(kind), bin(signature), s.nowNanos()))
+		string(kind), bin(signature), now))
+	if err == nil && t.Active && cached {
+		s.cache.put(t, gen)
+	}
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return storage.Token{}, s.fail(ctx, what, storage.ErrNotFound)
@@ -105,8 +119,20 @@ func (s *Store) DeleteToken(ctx context.Context, kind storage.Kind, signature st
 	bctx, cancel := s.bound(ctx)
 	defer cancel()
 	var expires int64
-	err := s.pool.QueryRow(bctx, `DELETE FROM tokens WHERE kind = $1 AND signature = $2 RETURNING expires_ns`,
-		string(kind), bin(signature)).Scan(&expires)
+	const del = `DELETE FROM tokens WHERE kind = $1 AND signature = $2 RETURNING expires_ns`
+	var err error
+	if kind == storage.AccessToken && s.cache != nil {
+		// Other replicas may cache it: they hear of it when this commits.
+		err = s.inTx(bctx, func(tx pgx.Tx) error {
+			if err := tx.QueryRow(bctx, del, string(kind), bin(signature)).Scan(&expires); err != nil {
+				return err
+			}
+			return s.notify(bctx, tx, notePrefixToken+hex.EncodeToString([]byte(signature)))
+		})
+		s.cache.evictSig(signature)
+	} else {
+		err = s.pool.QueryRow(bctx, del, string(kind), bin(signature)).Scan(&expires)
+	}
 	switch {
 	case errors.Is(err, pgx.ErrNoRows) || (err == nil && expires < now):
 		return s.fail(ctx, what, storage.ErrNotFound)
@@ -192,10 +218,18 @@ ON CONFLICT (kind, signature) DO UPDATE SET successor = excluded.successor, expi
 		if err := res.Close(); err != nil {
 			return err
 		}
+		if kind == storage.AccessToken && s.cache != nil {
+			if err := s.notify(bctx, tx, notePrefixToken+hex.EncodeToString([]byte(signature))); err != nil {
+				return err
+			}
+		}
 		t.Active = false
 		rec = t
 		return nil
 	})
+	if kind == storage.AccessToken && s.cache != nil {
+		s.cache.evictSig(signature)
+	}
 	switch {
 	case errors.Is(err, storage.ErrInactive):
 		return rec, s.fail(ctx, what, err)
@@ -266,6 +300,11 @@ SELECT (SELECT count(*) FROM gone), max(expires_ns), (array_agg(subject))[1], (a
 		_, err = s.appendRevocation(bctx, tx, r, now)
 		return err
 	})
+	if s.cache != nil {
+		// This replica's own revocation takes effect here at once; the
+		// others' with the notification the event's transaction sent.
+		s.cache.apply(storage.Revocation{Kind: storage.RevokedGrant, ID: requestID})
+	}
 	if err != nil {
 		return 0, s.fail(ctx, fmt.Sprintf("revoke grant %q", requestID), err)
 	}
