@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -137,13 +138,30 @@ func TestOneTimeTokensAreNotCached(t *testing.T) {
 	}
 }
 
+// gated holds a replica's notification connection closed until the test
+// sends on gate; the first connection goes through. open lets it through
+// for good; tests defer it after openPair, so that it runs before Close,
+// which would otherwise wait on a listener stuck at the gate.
+func gated() (gate chan<- struct{}, opts Options, open func()) {
+	g := make(chan struct{}, 1)
+	g <- struct{}{}
+	done := make(chan struct{})
+	var once sync.Once
+	return g, Options{beforeListen: func() {
+		select {
+		case <-g:
+		case <-done:
+		}
+	}}, func() { once.Do(func() { close(done) }) }
+}
+
 // A replica whose notification connection drops serves nothing from its
 // cache until it has reconnected and read the events it missed.
 func TestNotificationLossDistrustsCache(t *testing.T) {
 	ctx := context.Background()
-	gate := make(chan struct{}, 1)
-	gate <- struct{}{} // the first connection goes through
-	a, b := openPair(t, Options{beforeListen: func() { <-gate }})
+	gate, opts, open := gated()
+	a, b := openPair(t, opts)
+	t.Cleanup(open)
 	exp := time.Now().Add(time.Hour)
 	revoked, kept := testToken(storage.AccessToken, "revoked", exp), testToken(storage.AccessToken, "kept", exp)
 	for _, tok := range []storage.Token{revoked, kept} {
@@ -182,9 +200,9 @@ func TestNotificationLossDistrustsCache(t *testing.T) {
 // what they covered, so it drops its whole cache.
 func TestSweptEventsDropCache(t *testing.T) {
 	ctx := context.Background()
-	gate := make(chan struct{}, 1)
-	gate <- struct{}{}
-	a, b := openPair(t, Options{beforeListen: func() { <-gate }})
+	gate, opts, open := gated()
+	a, b := openPair(t, opts)
+	t.Cleanup(open)
 	exp := time.Now().Add(time.Hour)
 	tok := testToken(storage.AccessToken, "swept", exp)
 	if err := a.CreateToken(ctx, tok); err != nil {
