@@ -24,7 +24,9 @@ const pathRevocationFeed = "/oauth2/revocations"
 // Feed limits. Heartbeats let a reader notice a dead connection; the write
 // deadline cuts off a reader too slow to take a batch (nothing is buffered
 // for it beyond one batch); the poll interval bounds the delay for events
-// another replica commits (this process's own wake the stream at once).
+// another replica commits when the store does not announce them
+// (storage.RevocationNotifier: PostgreSQL does); this process's own wake
+// the stream at once.
 const (
 	feedHeartbeat     = 5 * time.Second
 	feedWriteTimeout  = 10 * time.Second
