@@ -81,7 +81,8 @@ type Options struct {
 	// MaxConns caps the pool; zero takes pool_max_conns from the DSN, else
 	// 2×GOMAXPROCS+4: enough to keep the CPUs busy while requests wait on
 	// the network. Every replica may hold this many connections: replicas ×
-	// MaxConns must stay below the server's max_connections (100 by default).
+	// MaxConns must stay below the server's max_connections (100 by default),
+	// plus one each for revocation notifications while the token cache is on.
 	MaxConns int32
 	// MinConns are kept open while idle; zero takes pool_min_conns from the
 	// DSN, else none.
