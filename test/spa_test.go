@@ -59,7 +59,26 @@ func startSPA(t *testing.T, addr, issuer, apiURL string) *gwProc {
 // token endpoint CORS), a refresh with the one-time refresh token, and
 // RP-initiated logout landing back in the SPA.
 func TestSPASignInCallAPIRefreshSignOut(t *testing.T) {
+	spaFlow(t, nil)
+}
+
+// TestSPASAMLUser: the same SPA, with a user of the corporate SAML IdP
+// (test/samlidp): the SSO button, the IdP's login, its POST form (which
+// submits itself, script being on), Postern's consent, and back in the SPA
+// as corp:alice with the IdP's name.
+func TestSPASAMLUser(t *testing.T) {
+	spaFlow(t, startSAMLIdP(t))
+}
+
+// spaFlow runs the SPA's whole flow with alice, the local user, or with the
+// IdP's user when idp is not nil.
+func spaFlow(t *testing.T, idp *idpProcess) {
 	chromium := chromiumPath(t)
+	wantName, wantUser, providers := "Alice Liddell", "alice", ""
+	if idp != nil {
+		wantName, wantUser = idpName, "corp:alice"
+		providers = `, "saml_providers": [` + corpProvider(`"metadata_url": "`+idp.URL+`/metadata"`) + `]`
+	}
 	spaAddr := gwFreeAddr(t)
 	spaOrigin := "http://" + spaAddr
 	rsSecret, rsHash := newClientSecret(t)
@@ -73,8 +92,11 @@ func TestSPASignInCallAPIRefreshSignOut(t *testing.T) {
   ],
   "users": [
     {"username": "alice", "password": "alice-password", "claims": {"name": "Alice Liddell"}}
-  ]
-}`, spaOrigin+"/callback", spaOrigin+"/signed-out", rsHash)), "")
+  ]%s
+}`, spaOrigin+"/callback", spaOrigin+"/signed-out", rsHash, providers)), "")
+	if idp != nil {
+		idp.register(t, "corp", srv.URL+"/saml/corp/metadata")
+	}
 	backend := startEchoBackend(t)
 	f := &gwFixture{srv: srv, gatewaySecret: rsSecret}
 	gw := f.startGateway(t, backend.URL, func(c map[string]any) {
@@ -107,13 +129,15 @@ func TestSPASignInCallAPIRefreshSignOut(t *testing.T) {
 		t.Helper()
 		deadline := time.Now().Add(20 * time.Second)
 		for {
-			got := text(sel)
-			if strings.Contains(got, want) {
+			// A read may meet a page being replaced (sign-out navigates
+			// away and back); the next one sees the new page.
+			got, err := chromedp.Run(c.tab, chromedp.Text(chromedp.CSS(sel)))
+			if err == nil && strings.Contains(got, want) {
 				return
 			}
 			if time.Now().After(deadline) {
 				html, _ := documentHTML(c.tab)
-				t.Fatalf("%s shows %q, want %q (error: %q)\n%s", sel, got, want, text("#error"), html)
+				t.Fatalf("%s shows %q (%v), want %q (error: %q)\n%s", sel, got, err, want, text("#error"), html)
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
@@ -121,17 +145,28 @@ func TestSPASignInCallAPIRefreshSignOut(t *testing.T) {
 
 	step("open the SPA", chromedp.Navigate(spaOrigin+"/"), chromedp.WaitVisible(chromedp.CSS("#sign-in")))
 	waitText("#status", "Not signed in.")
-	step("sign in", chromedp.Click(chromedp.CSS("#sign-in")), chromedp.WaitVisible(chromedp.CSS("#username")),
-		chromedp.SendKeys(chromedp.CSS("#username"), "alice"),
-		chromedp.SendKeys(chromedp.CSS("#password"), "alice-password"),
-		chromedp.Click(chromedp.CSS(`button[type=submit]`)),
-		chromedp.WaitVisible(chromedp.CSS("button[value=allow]")),
+	step("open Postern's login page", chromedp.Click(chromedp.CSS("#sign-in")), chromedp.WaitVisible(chromedp.CSS("#username")))
+	if idp == nil {
+		step("sign in", chromedp.SendKeys(chromedp.CSS("#username"), "alice"),
+			chromedp.SendKeys(chromedp.CSS("#password"), "alice-password"),
+			chromedp.Click(chromedp.CSS(`button[type=submit]`)))
+	} else {
+		// The IdP's POST form submits itself: script is on.
+		step("sign in at the IdP", chromedp.Click(chromedp.CSS(`a.button[href^="/saml/corp/login"]`)),
+			chromedp.WaitVisible(chromedp.CSS("#user")),
+			chromedp.SendKeys(chromedp.CSS("#user"), idpUser),
+			chromedp.SendKeys(chromedp.CSS("#password"), idpPassword),
+			chromedp.Click(chromedp.CSS("#login")))
+	}
+	step("consent", chromedp.WaitVisible(chromedp.CSS("button[value=allow]")),
 		chromedp.Click(chromedp.CSS("button[value=allow]")),
 		chromedp.WaitVisible(chromedp.CSS("#name")))
-	if got := text("#name"); got != "Alice Liddell" {
-		t.Errorf("name %q, want Alice Liddell (from the ID token)", got)
+	if got := text("#name"); got != wantName {
+		t.Errorf("name %q, want %q (from the ID token)", got, wantName)
 	}
-	c.screenshots("spa-signed-in")
+	if idp == nil {
+		c.screenshots("spa-signed-in")
+	}
 
 	callAPI := func() string {
 		t.Helper()
@@ -153,20 +188,28 @@ func TestSPASignInCallAPIRefreshSignOut(t *testing.T) {
 		return seen
 	}
 	seen := apiSeen(callAPI())
-	if seen.Headers["x-authenticated-userid"] != "alice" || seen.ClientID != "spa" || seen.Headers["origin"] != spaOrigin {
+	if seen.Headers["x-authenticated-userid"] != wantUser || seen.ClientID != "spa" || seen.Headers["origin"] != spaOrigin {
 		t.Errorf("the backend saw user %q, client %q, origin %q", seen.Headers["x-authenticated-userid"], seen.ClientID, seen.Headers["origin"])
 	}
 
 	before := text("#token-tail")
+	issued := func(grant string) int {
+		return gwMetricValue(t, srv.MetricsURL(), "postern_tokens_issued_total", `grant_type="`+grant+`"`)
+	}
+	codes := issued("authorization_code")
 	step("refresh", chromedp.Click(chromedp.CSS("#refresh")))
 	waitText("#refreshes", "1")
+	// Redeemed with the refresh token, not a hidden iframe's new code.
+	if r, c := issued("refresh_token"), issued("authorization_code"); r != 1 || c != codes {
+		t.Errorf("after the refresh: %d refresh_token grants (want 1), %d more codes redeemed (want 0)", r, c-codes)
+	}
 	if after := text("#token-tail"); after == before {
 		t.Errorf("access token unchanged by the refresh (ends in %q)", after)
 	}
-	if got := text("#name"); got != "Alice Liddell" {
+	if got := text("#name"); got != wantName {
 		t.Errorf("name after refresh %q", got)
 	}
-	if seen := apiSeen(callAPI()); seen.Headers["x-authenticated-userid"] != "alice" {
+	if seen := apiSeen(callAPI()); seen.Headers["x-authenticated-userid"] != wantUser {
 		t.Errorf("with the refreshed token the backend saw user %q", seen.Headers["x-authenticated-userid"])
 	}
 
