@@ -55,10 +55,20 @@ type feedHub struct {
 	total   int
 	done    chan struct{} // closed when the server is replaced or stops
 	closed  bool
+	// writeTimeout cuts off a reader that does not take a batch in time
+	// (feedWriteTimeout; tests shorten it).
+	writeTimeout time.Duration
 }
 
 func newFeedHub() *feedHub {
-	return &feedHub{wake: make(chan struct{}), streams: map[string]int{}, done: make(chan struct{})}
+	return &feedHub{wake: make(chan struct{}), streams: map[string]int{}, done: make(chan struct{}), writeTimeout: feedWriteTimeout}
+}
+
+// count is the number of open streams (tests).
+func (h *feedHub) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.total
 }
 
 func (h *feedHub) signal() {
@@ -283,6 +293,6 @@ func (s *Server) streamRevocations(w http.ResponseWriter, r *http.Request, pos u
 // flushFeed sends what was written, within the write deadline; false means
 // the reader is gone or too slow, and the stream ends.
 func (s *Server) flushFeed(rc *http.ResponseController) bool {
-	_ = rc.SetWriteDeadline(time.Now().Add(feedWriteTimeout))
+	_ = rc.SetWriteDeadline(time.Now().Add(s.feed.writeTimeout))
 	return rc.Flush() == nil
 }

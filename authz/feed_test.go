@@ -3,10 +3,13 @@ package authz
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -218,5 +221,47 @@ func TestTakeOverRecordsRevocations(t *testing.T) {
 	}
 	if want := "subject:alice subject:bob client:billing client:reports"; strings.Join(got, " ") != want {
 		t.Errorf("events %v, want %s", got, want)
+	}
+}
+
+// A reader that stops reading is cut off once a batch does not go out
+// within the write deadline: nothing piles up for it in the server.
+func TestRevocationFeedCutsOffSlowReader(t *testing.T) {
+	f := newCtlFixture(t)
+	f.srv.feed.writeTimeout = 200 * time.Millisecond
+	conn, err := tls.Dial("tcp", f.ts.Listener.Addr().String(), &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	req, _ := http.NewRequest(http.MethodGet, f.ts.URL+pathRevocationFeed, nil)
+	req.SetBasicAuth("rs", f.secret)
+	if err := req.Write(conn); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the stream is open", func() bool { return f.srv.feed.count() == 1 })
+	// Never read again; write far more than the socket buffers hold.
+	var wg sync.WaitGroup
+	for w := range 8 { // concurrent appends share fsyncs
+		wg.Go(func() {
+			for i := range 250 {
+				long := strings.Repeat("x", 8<<10) + strconv.Itoa(w*1000+i) // 16 MB in all
+				if _, err := f.srv.store.AppendRevocation(t.Context(), storage.Revocation{Kind: storage.RevokedSubject, ID: long, Until: time.Now().Add(time.Hour)}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	waitUntil(t, "the slow reader's stream ends", func() bool { return f.srv.feed.count() == 0 })
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 20s", what)
+		}
 	}
 }

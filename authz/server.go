@@ -101,6 +101,8 @@ type Server struct {
 	samlOrder []*samlsp.Provider
 
 	feed *feedHub // the revocation feed's streams (feed.go)
+
+	corsOrigins map[string]bool // browser apps' origins (cors.go)
 }
 
 // Endpoint paths, relative to the issuer.
@@ -166,6 +168,7 @@ func New(cfg Config, store storage.Store, keys KeySet) (*Server, error) {
 		s.scopes = append(s.scopes, sc)
 	}
 	sort.Strings(s.scopes)
+	s.corsOrigins = corsOrigins(s.clients)
 	s.fs = &fositeStore{store: store, clients: s.clients, lifetime: cfg.Lifetimes, now: cfg.Now, cache: newDecodeCache(4096)}
 	if len(cfg.RetryKey) > 0 {
 		if s.fs.retry, err = newRetrySealer(cfg.RetryKey); err != nil {
@@ -208,14 +211,14 @@ func (s *Server) routes() *mux.Router {
 	handle := func(path, name string, h http.HandlerFunc) {
 		r.Handle(path, s.instrument(name, h))
 	}
-	handle(pathToken, "token", s.handleToken)
+	handle(pathToken, "token", s.withCORS("POST", s.handleToken))
 	handle(pathIntrospect, "introspect", s.handleIntrospect)
-	handle(pathRevoke, "revoke", s.handleRevoke)
+	handle(pathRevoke, "revoke", s.withCORS("POST", s.handleRevoke))
 	handle(pathRevocationFeed, "revocation_feed", s.handleRevocationFeed)
-	handle("/.well-known/oauth-authorization-server", "discovery", s.handleDiscovery)
-	handle("/.well-known/openid-configuration", "discovery", s.handleDiscovery)
-	handle(pathJWKS, "jwks", s.handleJWKS)
-	handle(pathUserinfo, "userinfo", s.handleUserinfo)
+	handle("/.well-known/oauth-authorization-server", "discovery", s.withCORS("GET", s.handleDiscovery))
+	handle("/.well-known/openid-configuration", "discovery", s.withCORS("GET", s.handleDiscovery))
+	handle(pathJWKS, "jwks", s.withCORS("GET", s.handleJWKS))
+	handle(pathUserinfo, "userinfo", s.withCORS("GET, POST", s.handleUserinfo))
 	handle(pathEndSession, "end_session", s.handleEndSession)
 	handle("/healthz", "healthz", s.handleHealth)
 	handle(pathAuthorize, "authorize", s.handleAuthorize)

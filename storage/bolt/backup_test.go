@@ -209,6 +209,17 @@ func TestVerifyIndexRules(t *testing.T) {
 			}
 			return tx.Bucket(bucketRetryExp).Put(timeKey(until, k), nil)
 		}},
+		{"revocation that would never be swept", "has no revexp entry", func(tx *bbolt.Tx) error {
+			b := tx.Bucket(bucketRevocations)
+			seq, err := b.NextSequence()
+			if err != nil {
+				return err
+			}
+			return b.Put(seqKey(seq), encodeRevocation(storage.Revocation{Kind: storage.RevokedSubject, ID: "alice"}))
+		}},
+		{"expiry entry naming no revocation", "names no revocation", func(tx *bbolt.Tx) error {
+			return tx.Bucket(bucketRevExp).Put(timeKey(time.Now(), seqKey(99)), nil)
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path, _ := copyOf(t)

@@ -53,6 +53,7 @@ func checks() []check {
 		{"token records and their grant, subject, client and expiry entries", checkTokenRecords},
 		{"token index entries name a token that has them", checkTokenEntries},
 		{"retries and their expiry entries", checkRetries},
+		{"revocation events and their expiry entries", checkRevocations},
 	}
 }
 
@@ -327,6 +328,49 @@ func checkRetries(tx *bbolt.Tx, r *Report) {
 		}
 		return nil
 	})
+}
+
+func checkRevocations(tx *bbolt.Tx, r *Report) {
+	revs, exp := tx.Bucket(bucketRevocations), tx.Bucket(bucketRevExp)
+	if revs == nil || exp == nil {
+		return // a file from before the revocation feed
+	}
+	swept := map[string]bool{} // seqs that have an expiry entry
+	_ = exp.ForEach(func(entry, _ []byte) error {
+		r.Entries++
+		seq, ok := afterTime(entry)
+		if !ok || len(seq) != 8 {
+			r.problem("revexp entry %x is malformed", entry)
+			return nil
+		}
+		if revs.Get(seq) == nil {
+			r.problem("revexp entry %x names no revocation", entry)
+		}
+		swept[string(seq)] = true
+		return nil
+	})
+	head := revs.Sequence()
+	_ = revs.ForEach(func(k, v []byte) error {
+		r.Records++
+		if len(k) != 8 {
+			r.problem("revocation key %x is malformed", k)
+			return nil
+		}
+		seq := binary.BigEndian.Uint64(k)
+		if _, err := decodeRevocation(seq, v); err != nil {
+			r.problem("revocation %d: %v", seq, err)
+		}
+		if seq > head {
+			r.problem("revocation %d is beyond the sequence's head %d", seq, head)
+		}
+		if !swept[string(k)] {
+			r.problem("revocation %d has no revexp entry (it would never be swept)", seq)
+		}
+		return nil
+	})
+	if v := tx.Bucket(bucketMeta).Get(metaRevFloor); v != nil && (len(v) != 8 || binary.BigEndian.Uint64(v) > head) {
+		r.problem("the revocation floor %x is malformed or beyond the head %d", v, head)
+	}
 }
 
 // afterLP is the rest of an lp(owner) + tail key.
