@@ -185,14 +185,20 @@ func TestMonitoringAlertsMetricsDocumented(t *testing.T) {
 }
 
 // promtool (Debian's prometheus package) checks the rules' syntax, PromQL
-// and templates the way Prometheus will load them.
+// and templates the way Prometheus will load them, then runs
+// alerts_test.yml: each alert fires on an incident's series, with the
+// labels and text an operator will read, and stays quiet on healthy ones.
 func TestMonitoringAlertsPromtool(t *testing.T) {
 	requireTools(t, "promtool")
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	path := filepath.Join(repoRoot(t), "examples", "monitoring", "alerts.yml")
-	out, err := exec.CommandContext(ctx, "promtool", "check", "rules", path).CombinedOutput()
-	if err != nil {
-		t.Fatalf("promtool check rules: %v\n%s", err, out)
+	dir := filepath.Join(repoRoot(t), "examples", "monitoring")
+	for _, args := range [][]string{{"check", "rules", "alerts.yml"}, {"test", "rules", "alerts_test.yml"}} {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		cmd := exec.CommandContext(ctx, "promtool", args...)
+		cmd.Dir = dir // alerts_test.yml names alerts.yml relative to itself
+		out, err := cmd.CombinedOutput()
+		cancel()
+		if err != nil {
+			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
 	}
 }
