@@ -3,6 +3,7 @@ package test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -200,5 +201,40 @@ func TestMonitoringAlertsPromtool(t *testing.T) {
 		if err != nil {
 			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
+	}
+}
+
+// grafanaVars stands in for the variables Grafana substitutes before a
+// dashboard's query reaches Prometheus.
+var grafanaVars = strings.NewReplacer("$__rate_interval", "5m", "$__range", "1h", "$job", ".*")
+
+// The dashboard's queries must parse as PromQL too: promtool checks them as
+// recording rules, the only offline parser it offers.
+func TestMonitoringDashboardPromtool(t *testing.T) {
+	requireTools(t, "promtool")
+	type record struct {
+		Record string `yaml:"record"`
+		Expr   string `yaml:"expr"`
+	}
+	var rules []record
+	for i, e := range dashboardExprs(t) {
+		if strings.HasPrefix(e, "label_values(") {
+			continue // a Grafana template function, not PromQL
+		}
+		rules = append(rules, record{Record: fmt.Sprintf("dashboard:query_%d", i), Expr: grafanaVars.Replace(e)})
+	}
+	file := map[string]any{"groups": []map[string]any{{"name": "dashboard", "rules": rules}}}
+	raw, err := yaml.Marshal(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "dashboard-rules.yml")
+	if err := os.WriteFile(path, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, "promtool", "check", "rules", path).CombinedOutput(); err != nil {
+		t.Errorf("the dashboard's queries do not parse: %v\n%s\n%s", err, out, raw)
 	}
 }
