@@ -36,6 +36,33 @@ func newChromium(t *testing.T, execPath string, timeout time.Duration) *chromium
 	t.Cleanup(cancel)
 	c.ctx = ctx
 
+	// Under the full suite's load Chromium now and then exits at once
+	// ("chrome failed to start", seen once in CI); a fresh attempt with a
+	// fresh profile starts. Anything after the start is not retried.
+	var err error
+	for attempt := 1; attempt <= 3; attempt++ {
+		if err = c.start(ctx, execPath, attempt); err == nil {
+			break
+		}
+		t.Logf("chromium did not start (attempt %d): %v", attempt, err)
+		time.Sleep(time.Duration(attempt) * 500 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("start chromium %s: %v", execPath, err)
+	}
+	t.Logf("chromium started in %v", time.Since(c.started).Round(time.Millisecond))
+	if err := chromedp.Listen(c.tab, c.console.listen); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Call(c.tab, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true}); err != nil {
+		t.Fatalf("disable script: %v", err)
+	}
+	return c
+}
+
+// start launches one browser process under ctx and opens its tab.
+func (c *chromiumTab) start(ctx context.Context, execPath string, attempt int) error {
+	t := c.t
 	var browserOut syncBuffer
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(execPath),
@@ -53,7 +80,7 @@ func newChromium(t *testing.T, execPath string, timeout time.Duration) *chromium
 		// nothing else: no proxy, and no name resolves.
 		chromedp.Flag("no-proxy-server", true),
 		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"),
-		chromedp.UserDataDir(filepath.Join(t.TempDir(), "chromium-profile")),
+		chromedp.UserDataDir(filepath.Join(t.TempDir(), fmt.Sprintf("chromium-profile-%d", attempt))),
 		chromedp.WindowSize(1280, 900),
 		chromedp.CombinedOutput(&browserOut),
 	)
@@ -70,16 +97,11 @@ func newChromium(t *testing.T, execPath string, timeout time.Duration) *chromium
 
 	c.started = time.Now()
 	if err := chromedp.Do(bctx); err != nil { // starts the browser
-		t.Fatalf("start chromium %s: %v", execPath, err)
+		cancelTab()
+		cancelAlloc()
+		return fmt.Errorf("%w\n%s", err, browserOut.String())
 	}
-	t.Logf("chromium started in %v", time.Since(c.started).Round(time.Millisecond))
-	if err := chromedp.Listen(bctx, c.console.listen); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := chromedp.Call(bctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true}); err != nil {
-		t.Fatalf("disable script: %v", err)
-	}
-	return c
+	return nil
 }
 
 // screenshots saves full-page screenshots of the current page at 1280 and 360
