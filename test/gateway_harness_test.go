@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -22,6 +21,8 @@ import (
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/postern-auth/postern/acmecert/acmetest"
 )
 
 // gwProc is one running helper process: `postern gateway` or the example
@@ -348,12 +349,7 @@ func decodeSeen(t *testing.T, resp *http.Response, body []byte) echoSeen {
 // come back on the same address after a restart.
 func gwFreeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return fmt.Sprintf("127.0.0.1:%d", acmetest.FreePort(t))
 }
 
 // eventually polls cond every 100ms for up to limit: for changes the

@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -79,6 +80,17 @@ func Binary(tb testing.TB, name string) string {
 // FreePort is a loopback TCP port free now.
 func FreePort(tb testing.TB) int {
 	tb.Helper()
+	// Below the kernel's ephemeral range (32768 and up on Linux), so that
+	// the ":0" listeners other tests open in parallel cannot take the port
+	// between this check and the process that binds it (seen once in CI).
+	for range 100 {
+		port := 10000 + mrand.IntN(22000)
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			ln.Close()
+			return port
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
