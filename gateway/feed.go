@@ -73,14 +73,13 @@ func (rv *revocations) revoked(id *Identity, start time.Time, local bool) bool {
 	return endedBy(rv.subjects, id.Subject) || endedBy(rv.clients, id.ClientID)
 }
 
-// feedEvent is an event's data as the server sends it.
+// feedEvent is the part of an event's data the gateway acts on (the server
+// also sends a grant's subject and client, for the record).
 type feedEvent struct {
-	Kind     string `json:"kind"`
-	ID       string `json:"id"`
-	Until    int64  `json:"until"`
-	Time     int64  `json:"time"` // Unix milliseconds
-	Subject  string `json:"sub"`
-	ClientID string `json:"client_id"`
+	Kind  string `json:"kind"`
+	ID    string `json:"id"`
+	Until int64  `json:"until"`
+	Time  int64  `json:"time"` // Unix milliseconds
 }
 
 // apply records ev and evicts what it ends from cache.
