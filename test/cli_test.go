@@ -168,12 +168,8 @@ func TestCLIAddressInUse(t *testing.T) {
 func TestReadyLogHasPID(t *testing.T) {
 	srv := startServer(t, writeConfig(t, `{}`), "")
 	want := fmt.Sprintf(`msg="postern ready" pid=%d `, srv.cmd.Process.Pid)
-	if !strings.Contains(srv.logs.String(), want) {
-		t.Errorf("ready line without %q:\n%s", want, srv.logs.String())
-	}
+	logged(t, srv.logs, 0, want)
 	gw := startGateway(t, `{"listen": "127.0.0.1:0", "routes": [{"path_prefix": "/p", "upstream": "http://127.0.0.1:1", "public": true}]}`)
 	want = fmt.Sprintf(`msg="postern gateway ready" pid=%d `, gw.cmd.Process.Pid)
-	if !strings.Contains(gw.logs.String(), want) {
-		t.Errorf("gateway ready line without %q:\n%s", want, gw.logs.String())
-	}
+	logged(t, gw.logs, 0, want)
 }
