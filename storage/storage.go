@@ -118,6 +118,25 @@ type Revocation struct {
 	Until time.Time
 }
 
+// Client is a client registered at runtime (the developer portal, RFC 7591
+// dynamic registration), as opposed to one from the configuration file,
+// which the store never sees. The store indexes it by owner and keeps its
+// metadata opaque.
+type Client struct {
+	ID string
+	// Owner is the subject of the developer who registered it; empty for a
+	// client registered by a pipeline through RFC 7591.
+	Owner     string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	// APIs are the catalogue APIs the client subscribes to, in the order
+	// it subscribed.
+	APIs []string
+	// Data is the caller's serialized registration (secret hashes, redirect
+	// URIs, grants); opaque to the store.
+	Data []byte
+}
+
 // Key is a signing key pair. The private half arrives already encrypted by
 // package keys; the store never sees key material in the clear.
 type Key struct {
@@ -251,6 +270,27 @@ type Store interface {
 	AppendRevocation(ctx context.Context, r Revocation) (Revocation, error)
 	Revocations(ctx context.Context, after uint64, limit int) ([]Revocation, error)
 	RevocationRange(ctx context.Context) (floor, head uint64, err error)
+
+	// --- Clients registered at runtime (developer portal, RFC 7591) ---
+	//
+	// CreateClient stores a new client; ErrAlreadyExists if its ID is taken.
+	// GetClient returns ErrNotFound when there is none. UpdateClient
+	// replaces the client with what fn returns, atomically with the read fn
+	// is given (two concurrent rotations cannot lose one another); fn's
+	// error is returned wrapped and nothing changes; fn may not change ID,
+	// Owner or CreatedAt (the store keeps the old ones); ErrNotFound when
+	// there is no such client. ListClients returns an owner's clients,
+	// oldest first (by CreatedAt, then ID).
+	CreateClient(ctx context.Context, c Client) error
+	GetClient(ctx context.Context, id string) (Client, error)
+	UpdateClient(ctx context.Context, id string, fn func(Client) (Client, error)) (Client, error)
+	ListClients(ctx context.Context, owner string) ([]Client, error)
+	// DeleteClient removes a client and every token issued to it in one
+	// transaction and reports how many tokens it removed; when one of them
+	// was an unexpired access token it records a RevokedClient event in the
+	// same transaction, Until the latest expiry among those, so that the
+	// caches drop them at once. ErrNotFound when there is no such client.
+	DeleteClient(ctx context.Context, id string) (int, error)
 
 	// Keys returns every stored signing key.
 	Keys(ctx context.Context) ([]Key, error)
