@@ -126,7 +126,7 @@ func (s *Server) userGrants(ctx context.Context, subject string) ([]grantView, e
 		}
 		g := grantView{ID: id, ClientID: sr.ClientID, ClientName: sr.ClientID, Scopes: sr.GrantedScope, GrantType: sess.GrantType,
 			How: grantHow[sess.GrantType], Device: describeUA(sess.UserAgent), UserAgent: sess.UserAgent, IP: sess.IP, FirstAt: a.first, LastAt: a.last, ExpiresAt: a.expires}
-		if c, ok := s.clients[sr.ClientID]; ok {
+		if c, ok := s.directory.find(ctx, sr.ClientID); ok {
 			g.ClientName = clientName(c)
 		}
 		if g.How == "" {
@@ -155,14 +155,14 @@ var eventText = map[string]string{
 	"saml_login_failed":        "A single sign-on response naming you was refused",
 }
 
-func (s *Server) describeEvent(e storage.Event) string {
+func (s *Server) describeEvent(ctx context.Context, e storage.Event) string {
 	text, ok := eventText[e.Type]
 	if !ok {
 		text = strings.ReplaceAll(e.Type, "_", " ")
 	}
 	if strings.Contains(text, "%s") {
 		name := e.ClientID
-		if c, ok := s.clients[e.ClientID]; ok {
+		if c, ok := s.directory.find(ctx, e.ClientID); ok {
 			name = clientName(c)
 		}
 		if name == "" {
@@ -170,7 +170,7 @@ func (s *Server) describeEvent(e storage.Event) string {
 		}
 		text = fmt.Sprintf(text, name)
 	} else if e.ClientID != "" {
-		if c, ok := s.clients[e.ClientID]; ok {
+		if c, ok := s.directory.find(ctx, e.ClientID); ok {
 			text += " (" + clientName(c) + ")"
 		}
 	}
@@ -203,7 +203,7 @@ func (s *Server) handleAccount(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, c := range consents {
 		cv := consentView{ClientID: c.ClientID, ClientName: c.ClientID, Scopes: c.Scopes}
-		if cl, ok := s.clients[c.ClientID]; ok {
+		if cl, ok := s.directory.find(ctx, c.ClientID); ok {
 			cv.ClientName = clientName(cl)
 		}
 		cv.Since, cv.SinceISO = showTime(c.GrantedAt)
@@ -215,7 +215,7 @@ func (s *Server) handleAccount(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, e := range events {
-		ev := eventView{What: s.describeEvent(e), IP: e.IP}
+		ev := eventView{What: s.describeEvent(ctx, e), IP: e.IP}
 		ev.When, ev.WhenISO = showTime(e.Time)
 		view.Events = append(view.Events, ev)
 	}

@@ -40,7 +40,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		s.renderError(w, http.StatusBadRequest, "Invalid request", "The request parameters could not be read.")
 		return
 	}
-	client, ok := s.checkAuthorizeTarget(w, r.Form)
+	client, ok := s.checkAuthorizeTarget(r.Context(), w, r.Form)
 	if !ok {
 		return
 	}
@@ -80,7 +80,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 
 // checkAuthorizeTarget renders the error page for requests that cannot be
 // answered with a redirect. Parameters must not repeat (RFC 6749 §3.1).
-func (s *Server) checkAuthorizeTarget(w http.ResponseWriter, form url.Values) (*clients.Client, bool) {
+func (s *Server) checkAuthorizeTarget(ctx context.Context, w http.ResponseWriter, form url.Values) (*clients.Client, bool) {
 	for k, v := range form {
 		if len(v) > 1 {
 			s.renderError(w, http.StatusBadRequest, "Invalid request", "Parameter \""+k+"\" is included more than once.")
@@ -88,7 +88,7 @@ func (s *Server) checkAuthorizeTarget(w http.ResponseWriter, form url.Values) (*
 		}
 	}
 	id := form.Get("client_id")
-	client, ok := s.clients[id]
+	client, ok := s.directory.find(ctx, id)
 	if !ok {
 		s.renderError(w, http.StatusBadRequest, "Unknown application", "The application that sent you here is not registered with this server.")
 		return nil, false

@@ -30,7 +30,7 @@ type backchannel struct {
 	issuer   string
 	keys     KeySet
 	store    storage.Store
-	clients  map[string]*clients.Client
+	clients  *clientDirectory
 	log      *slog.Logger
 	now      func() time.Time
 	client   *http.Client
@@ -43,7 +43,7 @@ const logoutEvent = "http://schemas.openid.net/event/backchannel-logout"
 
 func newBackchannel(s *Server) *backchannel {
 	return &backchannel{
-		issuer: s.cfg.Issuer, keys: s.keys, store: s.store, clients: s.clients, log: s.log, now: s.cfg.Now,
+		issuer: s.cfg.Issuer, keys: s.keys, store: s.store, clients: s.directory, log: s.log, now: s.cfg.Now,
 		// A logout endpoint answers at once or not at all; redirects are
 		// not followed (§2.8 has none).
 		client: &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error {
@@ -67,7 +67,7 @@ func (b *backchannel) notify(r *http.Request, subject, sid string) {
 	}
 	var targets []*clients.Client
 	for _, t := range toks {
-		c, ok := b.clients[t.ClientID]
+		c, ok := b.clients.find(ctx, t.ClientID)
 		if !ok || c.BackchannelLogoutURI == "" || !t.Active || slices.Contains(targets, c) {
 			continue
 		}

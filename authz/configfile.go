@@ -2,6 +2,7 @@ package authz
 
 import (
 	"encoding/json"
+	"strings"
 	"time"
 
 	"github.com/postern-auth/postern/clients"
@@ -119,4 +120,99 @@ func ParseLoginConfig(path string, raw json.RawMessage) (sessionTTL time.Duratio
 	default:
 		return d, nil
 	}
+}
+
+// RegistrationFileConfig is the registration block: RFC 7591 dynamic
+// client registration, on only with an initial access token.
+type RegistrationFileConfig struct {
+	InitialAccessTokenHash string `json:"initial_access_token_hash"`
+}
+
+// ParseRegistrationConfig reads the registration block (absent:
+// registration off) into the hash initial access tokens are checked with.
+func ParseRegistrationConfig(path string, raw json.RawMessage) ([]byte, error) {
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	var rc RegistrationFileConfig
+	if err := confjson.Decode(raw, &rc, path); err != nil {
+		return nil, err
+	}
+	if rc.InitialAccessTokenHash == "" {
+		return nil, confjson.Errorf(path+".initial_access_token_hash", "is required (make one with `postern clients hash`); remove the block to turn registration off")
+	}
+	if err := clients.ValidateSecretHash(rc.InitialAccessTokenHash); err != nil {
+		return nil, confjson.Errorf(path+".initial_access_token_hash", "%v", err)
+	}
+	return []byte(rc.InitialAccessTokenHash), nil
+}
+
+// PortalFileConfig is the portal block: who may use the developer portal.
+type PortalFileConfig struct {
+	// Developers are usernames, or ["*"] for every signed-in user.
+	Developers          []string          `json:"developers"`
+	MaxAppsPerDeveloper int               `json:"max_apps_per_developer"`
+	SecretRotationGrace confjson.Duration `json:"secret_rotation_grace"`
+}
+
+// Portal is the validated portal block; the zero value keeps the portal off.
+type Portal struct {
+	On bool
+	// AllUsers lets every signed-in user in; otherwise only Developers.
+	AllUsers            bool
+	Developers          map[string]bool
+	MaxAppsPerDeveloper int
+	// SecretRotationGrace is how long a rotated-out secret keeps working.
+	SecretRotationGrace time.Duration
+}
+
+// Portal defaults and bounds.
+const (
+	DefaultMaxAppsPerDeveloper = 10
+	maxAppsPerDeveloperLimit   = 1000
+	DefaultSecretRotationGrace = 24 * time.Hour
+	maxSecretRotationGrace     = 30 * 24 * time.Hour
+)
+
+// ParsePortalConfig reads the portal block (absent: portal off).
+func ParsePortalConfig(path string, raw json.RawMessage) (Portal, error) {
+	if len(raw) == 0 {
+		return Portal{}, nil
+	}
+	var pc PortalFileConfig
+	if err := confjson.Decode(raw, &pc, path); err != nil {
+		return Portal{}, err
+	}
+	p := Portal{On: true, Developers: map[string]bool{}, MaxAppsPerDeveloper: pc.MaxAppsPerDeveloper, SecretRotationGrace: pc.SecretRotationGrace.Duration}
+	if len(pc.Developers) == 0 {
+		return Portal{}, confjson.Errorf(path+".developers", "is required: usernames, or [\"*\"] for every signed-in user")
+	}
+	for i, d := range pc.Developers {
+		at := confjson.Index(path+".developers", i)
+		switch {
+		case d == "*" && len(pc.Developers) > 1:
+			return Portal{}, confjson.Errorf(at, "\"*\" (every signed-in user) stands alone")
+		case d == "*":
+			p.AllUsers = true
+		case d == "" || strings.TrimSpace(d) != d:
+			return Portal{}, confjson.Errorf(at, "%q is not a username", d)
+		case p.Developers[d]:
+			return Portal{}, confjson.Errorf(at, "%q listed twice", d)
+		default:
+			p.Developers[d] = true
+		}
+	}
+	switch n := p.MaxAppsPerDeveloper; {
+	case n == 0:
+		p.MaxAppsPerDeveloper = DefaultMaxAppsPerDeveloper
+	case n < 0 || n > maxAppsPerDeveloperLimit:
+		return Portal{}, confjson.Errorf(path+".max_apps_per_developer", "%d is outside 1 to %d", n, maxAppsPerDeveloperLimit)
+	}
+	switch g := p.SecretRotationGrace; {
+	case g == 0:
+		p.SecretRotationGrace = DefaultSecretRotationGrace
+	case g < time.Second || g > maxSecretRotationGrace:
+		return Portal{}, confjson.Errorf(path+".secret_rotation_grace", "%s is outside 1s to 720h", g)
+	}
+	return p, nil
 }

@@ -34,7 +34,7 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 		s.renderError(w, http.StatusBadRequest, "Invalid request", "The consent form is malformed.")
 		return
 	}
-	client, ok := s.checkAuthorizeTarget(w, q)
+	client, ok := s.checkAuthorizeTarget(r.Context(), w, q)
 	if !ok {
 		return
 	}

@@ -45,6 +45,9 @@ func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 		// feed, Server-Sent Events for resource_server clients.
 		"postern_revocation_feed_endpoint": iss + pathRevocationFeed,
 	}
+	if s.registrationOn() {
+		doc["registration_endpoint"] = iss + pathRegister
+	}
 	// OpenID Provider Metadata (OpenID Connect Discovery 1.0 §3), in the
 	// same document: RFC 8414 §2 names its members as extensions.
 	for k, v := range map[string]any{

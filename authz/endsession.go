@@ -130,7 +130,7 @@ func (s *Server) checkLogout(r *http.Request, p url.Values) (logoutRequest, stri
 		clientID = lr.hint.Audience[0]
 	}
 	if clientID != "" {
-		c, ok := s.clients[clientID]
+		c, ok := s.directory.find(r.Context(), clientID)
 		if !ok {
 			return lr, "The application that sent you here is not registered with this server."
 		}

@@ -24,7 +24,7 @@ import (
 // fosite requests and Postern's records.
 type fositeStore struct {
 	store    storage.Store
-	clients  map[string]*clients.Client
+	clients  *clientDirectory
 	lifetime clients.Lifetimes
 	now      func() time.Time
 	cache    *decodeCache
@@ -120,7 +120,7 @@ func (s *fositeStore) encode(kind storage.Kind, signature string, req fosite.Req
 
 // decode rebuilds a fosite request. A token whose client was removed from
 // the configuration decodes as not found: deleting a client cuts its tokens.
-func (s *fositeStore) decode(t storage.Token, session fosite.Session) (*fosite.Request, error) {
+func (s *fositeStore) decode(ctx context.Context, t storage.Token, session fosite.Session) (*fosite.Request, error) {
 	sess, ok := session.(*Session)
 	if !ok || sess == nil {
 		sess = newSession()
@@ -139,9 +139,12 @@ func (s *fositeStore) decode(t storage.Token, session fosite.Session) (*fosite.R
 		}
 		s.cache.put(key, d)
 	}
-	client, ok := s.clients[d.sr.ClientID]
-	if !ok {
-		return nil, fmt.Errorf("client %q of stored %s token is no longer configured: %w", d.sr.ClientID, t.Kind, fosite.ErrNotFound)
+	client, err := s.clients.get(ctx, d.sr.ClientID)
+	switch {
+	case errors.Is(err, errUnknownClient):
+		return nil, fmt.Errorf("client %q of stored %s token is no longer registered: %w", d.sr.ClientID, t.Kind, fosite.ErrNotFound)
+	case err != nil:
+		return nil, err
 	}
 	if d.sess.Subject != "" && s.subjectOK != nil && !s.subjectOK(d.sess.Subject, d.sess.CredFP) {
 		return nil, fmt.Errorf("the user of a stored %s token no longer stands: %w", t.Kind, fosite.ErrNotFound)
@@ -197,7 +200,7 @@ func (s *fositeStore) get(ctx context.Context, kind storage.Kind, sig string, se
 	case errors.Is(err, storage.ErrNotFound):
 		return nil, t, fmt.Errorf("%s token: %w", kind, fosite.ErrNotFound)
 	case errors.Is(err, storage.ErrInactive):
-		req, derr := s.decode(t, session)
+		req, derr := s.decode(ctx, t, session)
 		if derr != nil {
 			return nil, t, derr
 		}
@@ -205,7 +208,7 @@ func (s *fositeStore) get(ctx context.Context, kind storage.Kind, sig string, se
 	case err != nil:
 		return nil, t, fmt.Errorf("load %s token: %w", kind, err)
 	}
-	req, err := s.decode(t, session)
+	req, err := s.decode(ctx, t, session)
 	return req, t, err
 }
 
@@ -246,10 +249,10 @@ func redeemError(kind storage.Kind, t storage.Token, err error) error {
 
 // --- fosite.ClientManager
 
-func (s *fositeStore) GetClient(_ context.Context, id string) (fosite.Client, error) {
-	c, ok := s.clients[id]
-	if !ok {
-		return nil, fosite.ErrNotFound.WithHint("Unknown client.")
+func (s *fositeStore) GetClient(ctx context.Context, id string) (fosite.Client, error) {
+	c, err := s.clients.fositeGet(ctx, id)
+	if err != nil {
+		return nil, err
 	}
 	return c, nil
 }

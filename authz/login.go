@@ -48,7 +48,7 @@ func clientName(c *clients.Client) string {
 }
 
 // clientOfAuth finds the client a pending authorization request names.
-func (s *Server) clientOfAuth(auth string) (*clients.Client, url.Values, bool) {
+func (s *Server) clientOfAuth(ctx context.Context, auth string) (*clients.Client, url.Values, bool) {
 	if auth == "" {
 		return nil, nil, true
 	}
@@ -56,7 +56,7 @@ func (s *Server) clientOfAuth(auth string) (*clients.Client, url.Values, bool) {
 	if err != nil {
 		return nil, nil, false
 	}
-	c, ok := s.clients[q.Get("client_id")]
+	c, ok := s.directory.find(ctx, q.Get("client_id"))
 	return c, q, ok
 }
 
@@ -67,7 +67,7 @@ func (s *Server) clientOfAuth(auth string) (*clients.Client, url.Values, bool) {
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
-		c, _, ok := s.clientOfAuth(r.URL.Query().Get("auth"))
+		c, _, ok := s.clientOfAuth(r.Context(), r.URL.Query().Get("auth"))
 		if !ok {
 			s.renderError(w, http.StatusBadRequest, "Invalid request", "The sign-in link is malformed.")
 			return
@@ -85,7 +85,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	auth := r.PostForm.Get("auth")
-	c, q, ok := s.clientOfAuth(auth)
+	c, q, ok := s.clientOfAuth(r.Context(), auth)
 	if !ok {
 		s.renderError(w, http.StatusBadRequest, "Invalid request", "The sign-in form refers to an unknown application.")
 		return

@@ -170,7 +170,7 @@ func (s *Server) handleSAMLLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	auth := r.URL.Query().Get("auth")
-	_, q, ok := s.clientOfAuth(auth)
+	_, q, ok := s.clientOfAuth(r.Context(), auth)
 	if !ok {
 		s.renderError(w, http.StatusBadRequest, "Invalid request", "The sign-in link is malformed.")
 		return
@@ -250,7 +250,7 @@ func (s *Server) handleSAMLACS(w http.ResponseWriter, r *http.Request) {
 		auth = pending[i].Auth
 		s.setSAMLPendings(w, slices.Delete(pending, i, i+1))
 	}
-	c, q, _ := s.clientOfAuth(auth)
+	c, q, _ := s.clientOfAuth(r.Context(), auth)
 	// The username is the prefixed subject too: nothing downstream may
 	// confuse corp:alice with the local user alice.
 	if err := s.jar.startSession(w, loginSession{Subject: login.Subject, Username: login.Subject, Claims: login.Claims, AMR: amrSAML}); err != nil {

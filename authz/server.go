@@ -72,6 +72,14 @@ type Config struct {
 	// runs goroutines for as long as the process, so a process that
 	// replaces its Server passes one fetcher every time.
 	JWKSFetcher fosite.JWKSFetcherStrategy
+	// APIs says what subscribing to the catalogue's APIs gives a
+	// registered client; nil: subscriptions give nothing.
+	APIs APIGrants
+	// RegistrationTokenHash is the hash of the initial access token RFC
+	// 7591 registration requires; empty turns registration off.
+	RegistrationTokenHash []byte
+	// Portal says who may use the developer portal; zero: off.
+	Portal Portal
 }
 
 // Server is the authorization server's HTTP handler.
@@ -103,6 +111,9 @@ type Server struct {
 	feed *feedHub // the revocation feed's streams (feed.go)
 
 	corsOrigins map[string]bool // browser apps' origins (cors.go)
+
+	// directory finds clients in the configuration and the store.
+	directory *clientDirectory
 }
 
 // Endpoint paths, relative to the issuer.
@@ -169,7 +180,8 @@ func New(cfg Config, store storage.Store, keys KeySet) (*Server, error) {
 	}
 	sort.Strings(s.scopes)
 	s.corsOrigins = corsOrigins(s.clients)
-	s.fs = &fositeStore{store: store, clients: s.clients, lifetime: cfg.Lifetimes, now: cfg.Now, cache: newDecodeCache(4096)}
+	s.directory = newClientDirectory(s.clients, store, cfg.APIs, cfg.Lifetimes, cfg.Now)
+	s.fs = &fositeStore{store: store, clients: s.directory, lifetime: cfg.Lifetimes, now: cfg.Now, cache: newDecodeCache(4096)}
 	if len(cfg.RetryKey) > 0 {
 		if s.fs.retry, err = newRetrySealer(cfg.RetryKey); err != nil {
 			return nil, fmt.Errorf("authz: %w", err)
@@ -215,6 +227,8 @@ func (s *Server) routes() *mux.Router {
 	handle(pathIntrospect, "introspect", s.handleIntrospect)
 	handle(pathRevoke, "revoke", s.withCORS("POST", s.handleRevoke))
 	handle(pathRevocationFeed, "revocation_feed", s.handleRevocationFeed)
+	handle(pathRegister, "register", s.handleRegister)
+	handle(pathRegister+"/{id}", "register", s.handleRegisteredClient)
 	handle("/.well-known/oauth-authorization-server", "discovery", s.withCORS("GET", s.handleDiscovery))
 	handle("/.well-known/openid-configuration", "discovery", s.withCORS("GET", s.handleDiscovery))
 	handle(pathJWKS, "jwks", s.withCORS("GET", s.handleJWKS))

@@ -67,16 +67,28 @@ type Client struct {
 	// OpenID Connect logout (RP-Initiated and Back-Channel Logout 1.0).
 	PostLogoutRedirectURIs []string
 	BackchannelLogoutURI   string
+
+	// Registered marks a client registered at runtime (portal, RFC 7591)
+	// rather than configured; Owner is its developer's subject.
+	Registered bool
+	Owner      string
+	// Tier is the rate-limit tier its API subscriptions give it; the
+	// gateway reads it from introspection or the JWT.
+	Tier string
+	// RotatedSecretHashes still authenticate during a rotation's grace.
+	RotatedSecretHashes [][]byte
 }
 
 var (
 	_ fosite.Client                         = (*Client)(nil)
 	_ fosite.OpenIDConnectClient            = (*Client)(nil)
 	_ fosite.ClientWithCustomTokenLifespans = (*Client)(nil)
+	_ fosite.ClientWithSecretRotation       = (*Client)(nil)
 )
 
 func (c *Client) GetID() string                   { return c.ID }
 func (c *Client) GetHashedSecret() []byte         { return c.SecretHash }
+func (c *Client) GetRotatedHashes() [][]byte      { return c.RotatedSecretHashes }
 func (c *Client) GetRedirectURIs() []string       { return c.RedirectURIs }
 func (c *Client) GetGrantTypes() fosite.Arguments { return c.GrantTypes }
 func (c *Client) GetScopes() fosite.Arguments     { return c.Scopes }

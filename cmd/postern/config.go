@@ -50,6 +50,10 @@ type fileConfig struct {
 	ForwardedHeader string `json:"forwarded_header"`
 	// TLS serves HTTPS directly, without a terminating proxy.
 	TLS json.RawMessage `json:"tls"`
+	// Registration (RFC 7591) and Portal: authz.RegistrationFileConfig
+	// and authz.PortalFileConfig, decoded under their own paths.
+	Registration json.RawMessage `json:"registration"`
+	Portal       json.RawMessage `json:"portal"`
 }
 
 // Config is the validated server configuration.
@@ -83,6 +87,10 @@ type Config struct {
 	// Warnings are logged at start: development shortcuts that work but must
 	// not reach production.
 	Warnings []string
+	// RegistrationTokenHash turns RFC 7591 registration on; Portal says
+	// who may use the developer portal.
+	RegistrationTokenHash []byte
+	Portal                authz.Portal
 }
 
 // loadConfig reads, expands and validates a configuration file.
@@ -121,7 +129,7 @@ const (
 
 func (fc *fileConfig) validate() (*Config, error) {
 	c := &Config{Addr: fc.Addr, AdminListen: fc.AdminListen, DataDir: fc.DataDir}
-	for _, step := range []func(*Config) error{fc.server, fc.tokens, fc.network, fc.clients, fc.users, fc.samlProviders} {
+	for _, step := range []func(*Config) error{fc.server, fc.tokens, fc.network, fc.clients, fc.users, fc.samlProviders, fc.developers} {
 		if err := step(c); err != nil {
 			return nil, err
 		}
@@ -236,6 +244,17 @@ func (fc *fileConfig) network(c *Config) error {
 		c.TrustedProxies = append(c.TrustedProxies, prefix)
 	}
 	return nil
+}
+
+// developers reads registration and portal: the two ways clients are
+// registered at runtime.
+func (fc *fileConfig) developers(c *Config) error {
+	var err error
+	if c.RegistrationTokenHash, err = authz.ParseRegistrationConfig("registration", fc.Registration); err != nil {
+		return err
+	}
+	c.Portal, err = authz.ParsePortalConfig("portal", fc.Portal)
+	return err
 }
 
 func (fc *fileConfig) clients(c *Config) error {
