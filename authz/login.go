@@ -29,7 +29,7 @@ func readPageForm(r *http.Request) bool {
 }
 
 func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int, c *clients.Client, auth, username, msg string) {
-	d := pageData{Title: "Sign in", CSRF: s.jar.csrfToken(w, r), Auth: auth, Username: username, Error: msg, Providers: s.samlLinks(auth, slices.Contains(strings.Fields(r.URL.Query().Get("prompt")), "login"))}
+	d := pageData{Title: "Sign in", CSRF: s.jar.csrfToken(w, r), Auth: auth, Username: username, Error: msg, Then: loginThen(r), Providers: s.samlLinks(auth, slices.Contains(strings.Fields(r.URL.Query().Get("prompt")), "login"))}
 	var targets []string
 	if c != nil {
 		d.ClientName = clientName(c)
@@ -120,10 +120,27 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	s.audit(r, "login", u.Username, clientIDOf(c), "")
 	target := pathAccount
+	if loginThen(r) == "portal" {
+		target = pathPortal
+	}
 	if q != nil {
 		target = pathAuthorize + "?" + pendingAuth(q)
 	}
 	http.Redirect(w, r, target, http.StatusSeeOther)
+}
+
+// loginThen is where a sign-in without a pending authorization goes: the
+// portal when it sent the user, else the account page. Only fixed values
+// pass, so the parameter cannot make the form an open redirect.
+func loginThen(r *http.Request) string {
+	then := r.URL.Query().Get("then")
+	if r.Method == http.MethodPost {
+		then = r.PostForm.Get("then")
+	}
+	if then == "portal" {
+		return then
+	}
+	return ""
 }
 
 func clientIDOf(c *clients.Client) string {

@@ -53,6 +53,10 @@ type pageData struct {
 	Scopes     []string
 	Account    *accountView
 	Providers  []samlLink // single sign-on buttons of the login page
+	Portal     *portalView
+	// Then is where a plain sign-in goes afterwards ("portal", or the
+	// account page); one of fixed values, never a URL.
+	Then string
 }
 
 // securityHeaders apply to every HTML page: no script at all, no framing

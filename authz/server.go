@@ -249,6 +249,7 @@ func (s *Server) routes() *mux.Router {
 	handle("/saml/{id}/login", "saml_login", s.handleSAMLLogin)
 	handle("/saml/{id}/acs", "saml_acs", s.handleSAMLACS)
 	handle("/saml/{id}/metadata", "saml_metadata", s.handleSAMLMetadata)
+	s.portalRoutes(handle)
 	r.PathPrefix("/static/").Handler(s.instrument("static", s.staticHandler()))
 	return r
 }
