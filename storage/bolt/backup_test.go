@@ -117,6 +117,12 @@ func copyOf(t *testing.T) (string, []byte) {
 			t.Fatal(err)
 		}
 	}
+	for i := range 3 {
+		c := storage.Client{ID: fmt.Sprintf("app-%d", i), Owner: "dev-1", CreatedAt: exp, APIs: []string{"billing"}}
+		if err := s.CreateClient(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
 	var buf bytes.Buffer
 	if err := s.Snapshot(ctx, func(sn *Snapshot) error { _, err := sn.WriteTo(&buf); return err }); err != nil {
 		t.Fatal(err)
@@ -219,6 +225,22 @@ func TestVerifyIndexRules(t *testing.T) {
 		}},
 		{"expiry entry naming no revocation", "names no revocation", func(tx *bbolt.Tx) error {
 			return tx.Bucket(bucketRevExp).Put(timeKey(time.Now(), seqKey(99)), nil)
+		}},
+		{"client without its owner entry", "has no regowners entry", func(tx *bbolt.Tx) error {
+			return tx.Bucket(bucketRegOwners).Delete(ownerKey("dev-1", "app-1"))
+		}},
+		{"owner entry naming no client", "names no client", func(tx *bbolt.Tx) error {
+			return tx.Bucket(bucketRegOwners).Put(ownerKey("dev-1", "gone"), nil)
+		}},
+		{"owner entry under another owner", "does not match its client", func(tx *bbolt.Tx) error {
+			return tx.Bucket(bucketRegOwners).Put(ownerKey("mallory", "app-1"), nil)
+		}},
+		{"client under another ID's key", "holds client", func(tx *bbolt.Tx) error {
+			b := tx.Bucket(bucketRegClients)
+			return b.Put(clientKey("app-2"), b.Get(clientKey("app-1")))
+		}},
+		{"undecodable client", "regclients", func(tx *bbolt.Tx) error {
+			return tx.Bucket(bucketRegClients).Put(clientKey("app-1"), []byte{formatV1, 200})
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
