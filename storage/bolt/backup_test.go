@@ -274,3 +274,56 @@ func TestVerifyLiveStoreIsLocked(t *testing.T) {
 		t.Errorf("Verify of a store in use = %v, want ErrLocked", err)
 	}
 }
+
+// DeleteClient leaves nothing behind that the conformance suite cannot
+// see: no index entry, retry or owner entry of what it removed. The
+// closed file, with the client's tokens of every kind and a retry gone,
+// passes Verify.
+func TestDeleteClientLeavesConsistentFile(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "postern.db")
+	s := openTest(t, path, Options{})
+	exp := time.Now().Add(time.Hour)
+	if err := s.CreateClient(ctx, storage.Client{ID: "app", Owner: "dev", CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	for _, kind := range []storage.Kind{storage.AccessToken, storage.RefreshToken, storage.AuthorizationCode, storage.PKCE, storage.OpenIDSession} {
+		tk := testToken("sig-"+string(kind), "alice", exp)
+		tk.Kind, tk.ClientID = kind, "app"
+		if err := s.CreateToken(ctx, tk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	next := testToken("rt-2", "alice", exp)
+	next.Kind, next.ClientID = storage.RefreshToken, "app"
+	if _, err := s.Redeem(ctx, storage.RefreshToken, "sig-refresh", []storage.Token{next},
+		&storage.Retry{Successor: "rt-2", Until: exp, Sealed: []byte("answer")}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.DeleteClient(ctx, "app"); err != nil || n != 6 {
+		t.Fatalf("DeleteClient = %d, %v; want 6", n, err)
+	}
+	closeTest(t, s)
+	rep, err := Verify(path)
+	if err != nil {
+		t.Fatalf("Verify after DeleteClient: %v\n%s", err, strings.Join(rep.Problems, "\n"))
+	}
+	err = func() error {
+		db, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true})
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		return db.View(func(tx *bbolt.Tx) error {
+			for _, name := range [][]byte{bucketTokens, bucketRetry, bucketRegClients, bucketRegOwners} {
+				if k, _ := tx.Bucket(name).Cursor().First(); k != nil {
+					return fmt.Errorf("bucket %s still holds %x", name, k)
+				}
+			}
+			return nil
+		})
+	}()
+	if err != nil {
+		t.Error(err)
+	}
+}
