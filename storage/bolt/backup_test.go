@@ -117,6 +117,12 @@ func copyOf(t *testing.T) (string, []byte) {
 			t.Fatal(err)
 		}
 	}
+	for i := range 3 {
+		c := storage.Client{ID: fmt.Sprintf("app-%d", i), Owner: "dev-1", CreatedAt: exp, APIs: []string{"billing"}}
+		if err := s.CreateClient(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
 	var buf bytes.Buffer
 	if err := s.Snapshot(ctx, func(sn *Snapshot) error { _, err := sn.WriteTo(&buf); return err }); err != nil {
 		t.Fatal(err)
@@ -220,6 +226,22 @@ func TestVerifyIndexRules(t *testing.T) {
 		{"expiry entry naming no revocation", "names no revocation", func(tx *bbolt.Tx) error {
 			return tx.Bucket(bucketRevExp).Put(timeKey(time.Now(), seqKey(99)), nil)
 		}},
+		{"client without its owner entry", "has no regowners entry", func(tx *bbolt.Tx) error {
+			return tx.Bucket(bucketRegOwners).Delete(ownerKey("dev-1", "app-1"))
+		}},
+		{"owner entry naming no client", "names no client", func(tx *bbolt.Tx) error {
+			return tx.Bucket(bucketRegOwners).Put(ownerKey("dev-1", "gone"), nil)
+		}},
+		{"owner entry under another owner", "does not match its client", func(tx *bbolt.Tx) error {
+			return tx.Bucket(bucketRegOwners).Put(ownerKey("mallory", "app-1"), nil)
+		}},
+		{"client under another ID's key", "holds client", func(tx *bbolt.Tx) error {
+			b := tx.Bucket(bucketRegClients)
+			return b.Put(clientKey("app-2"), b.Get(clientKey("app-1")))
+		}},
+		{"undecodable client", "regclients", func(tx *bbolt.Tx) error {
+			return tx.Bucket(bucketRegClients).Put(clientKey("app-1"), []byte{formatV1, 200})
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path, _ := copyOf(t)
@@ -250,5 +272,58 @@ func TestVerifyLiveStoreIsLocked(t *testing.T) {
 	defer closeTest(t, s)
 	if _, err := Verify(path); !errors.Is(err, storage.ErrLocked) {
 		t.Errorf("Verify of a store in use = %v, want ErrLocked", err)
+	}
+}
+
+// DeleteClient leaves nothing behind that the conformance suite cannot
+// see: no index entry, retry or owner entry of what it removed. The
+// closed file, with the client's tokens of every kind and a retry gone,
+// passes Verify.
+func TestDeleteClientLeavesConsistentFile(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "postern.db")
+	s := openTest(t, path, Options{})
+	exp := time.Now().Add(time.Hour)
+	if err := s.CreateClient(ctx, storage.Client{ID: "app", Owner: "dev", CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	for _, kind := range []storage.Kind{storage.AccessToken, storage.RefreshToken, storage.AuthorizationCode, storage.PKCE, storage.OpenIDSession} {
+		tk := testToken("sig-"+string(kind), "alice", exp)
+		tk.Kind, tk.ClientID = kind, "app"
+		if err := s.CreateToken(ctx, tk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	next := testToken("rt-2", "alice", exp)
+	next.Kind, next.ClientID = storage.RefreshToken, "app"
+	if _, err := s.Redeem(ctx, storage.RefreshToken, "sig-refresh", []storage.Token{next},
+		&storage.Retry{Successor: "rt-2", Until: exp, Sealed: []byte("answer")}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.DeleteClient(ctx, "app"); err != nil || n != 6 {
+		t.Fatalf("DeleteClient = %d, %v; want 6", n, err)
+	}
+	closeTest(t, s)
+	rep, err := Verify(path)
+	if err != nil {
+		t.Fatalf("Verify after DeleteClient: %v\n%s", err, strings.Join(rep.Problems, "\n"))
+	}
+	err = func() error {
+		db, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true})
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		return db.View(func(tx *bbolt.Tx) error {
+			for _, name := range [][]byte{bucketTokens, bucketRetry, bucketRegClients, bucketRegOwners} {
+				if k, _ := tx.Bucket(name).Cursor().First(); k != nil {
+					return fmt.Errorf("bucket %s still holds %x", name, k)
+				}
+			}
+			return nil
+		})
+	}()
+	if err != nil {
+		t.Error(err)
 	}
 }

@@ -32,10 +32,14 @@
 //	subjendexp be64(until nanos) + lp(subject)    → ∅
 //	blobs     lp(name)                            → the blob as given
 //	leases    lp(name)                            → be64(until nanos) + holder
+//	regclients lp(client ID)                      → encoded Client
+//	regowners lp(owner) + client ID               → ∅ (empty owner indexed too)
 //	meta      "schema"                            → schema version
 //
-// Listing an owner's tokens is a cursor Seek on lp(owner) in its index plus
-// one Get per token; DeleteExpired walks expiry, retryexp, revexp, onceexp, loginexp,
+// (clients indexes tokens by client; regclients holds the clients
+// registered at runtime.) Listing an owner's tokens, or a developer's
+// clients, is a cursor Seek on lp(owner) in its index plus one Get each;
+// DeleteExpired walks expiry, retryexp, revexp, onceexp, loginexp,
 // sessrevexp and subjendexp from the start up to now; ListEvents walks
 // events backwards from the end of lp(subject).
 // Every index entry is written and removed in the same transaction as its
@@ -92,11 +96,16 @@ var (
 	// Likewise, added with ACME certificates.
 	bucketBlobs  = []byte("blobs")
 	bucketLeases = []byte("leases")
+	// Likewise, added with the developer portal (clients registered at
+	// runtime; "clients" was taken by the tokens' client index).
+	bucketRegClients = []byte("regclients")
+	bucketRegOwners  = []byte("regowners")
 
 	allBuckets = [][]byte{bucketTokens, bucketGrants, bucketSubjects, bucketClients, bucketExpiry,
 		bucketOnce, bucketOnceExp, bucketKeys, bucketEvents, bucketMeta, bucketConsents,
 		bucketLoginFail, bucketLoginExp, bucketSessRev, bucketSessRevExp, bucketSubjEnd, bucketSubjEndExp,
-		bucketRetry, bucketRetryExp, bucketRevocations, bucketRevExp, bucketBlobs, bucketLeases}
+		bucketRetry, bucketRetryExp, bucketRevocations, bucketRevExp, bucketBlobs, bucketLeases,
+		bucketRegClients, bucketRegOwners}
 
 	metaSchema = []byte("schema")
 )

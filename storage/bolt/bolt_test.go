@@ -461,4 +461,11 @@ func TestOpenStoreFromBeforeRetries(t *testing.T) {
 	if _, err := s.RetryOf(ctx, storage.RefreshToken, "rt-2"); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("RetryOf after RevokeGrant = %v, want ErrNotFound", err)
 	}
+	// The buckets of registered clients came with the upgrade too.
+	if err := s.CreateClient(ctx, storage.Client{ID: "app", Owner: "alice"}); err != nil {
+		t.Fatalf("CreateClient on an upgraded store: %v", err)
+	}
+	if cs, err := s.ListClients(ctx, "alice"); err != nil || len(cs) != 1 {
+		t.Errorf("ListClients = %+v, %v; want the one created", cs, err)
+	}
 }

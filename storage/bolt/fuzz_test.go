@@ -20,6 +20,8 @@ func FuzzDecodeRecords(f *testing.F) {
 	f.Add([]byte{}, encodeKey(storage.Key{ID: "k", Algorithm: "ES256", CreatedAt: now, Active: true, Public: []byte("p")}))
 	f.Add([]byte{}, encodeEvent(storage.Event{ID: "e", Type: "t", Subject: "alice", Time: now}))
 	f.Add([]byte{}, encodeConsent(storage.Consent{Subject: "alice", ClientID: "c", Scopes: []string{"read"}, GrantedAt: now}))
+	f.Add([]byte{}, encodeClient(storage.Client{ID: "app", Owner: "alice", CreatedAt: now, UpdatedAt: now,
+		APIs: []string{"billing", "search"}, Data: []byte(`{"redirect_uris":[]}`)}))
 	f.Fuzz(func(t *testing.T, key, val []byte) {
 		if tk, err := decodeToken(key, val); err == nil {
 			again, err := decodeToken(key, encodeToken(tk))
@@ -40,6 +42,11 @@ func FuzzDecodeRecords(f *testing.F) {
 		if e, err := decodeEvent(val); err == nil {
 			if again, err := decodeEvent(encodeEvent(e)); err != nil || !reflect.DeepEqual(again, e) {
 				t.Errorf("event %+v comes back as %+v, %v", e, again, err)
+			}
+		}
+		if c, err := decodeClient(val); err == nil {
+			if again, err := decodeClient(encodeClient(c)); err != nil || !reflect.DeepEqual(again, c) {
+				t.Errorf("client %+v comes back as %+v, %v", c, again, err)
 			}
 		}
 		_, _ = decodeConsent(val)

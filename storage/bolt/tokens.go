@@ -381,30 +381,12 @@ func (s *Store) RevokeGrant(ctx context.Context, requestID string) (int, error) 
 	now := s.now()
 	var n int
 	err := s.batch(ctx, func(tx *bbolt.Tx) error {
-		n = 0
-		var removed []storage.Token
 		b := openTokenBuckets(tx)
-		// Collect first: deleting under a live cursor can skip entries.
-		var keys [][]byte
-		c := b.grants.Cursor()
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-			keys = append(keys, bytes.Clone(k[len(prefix):]))
+		removed, err := b.removeIndexed(b.grants, prefix)
+		if err != nil {
+			return err
 		}
-		for _, key := range keys {
-			v := b.tokens.Get(key)
-			if v == nil {
-				return fmt.Errorf("grant index names a missing token: %w", errCorrupt)
-			}
-			t, err := decodeToken(key, v)
-			if err != nil {
-				return err
-			}
-			if err := b.remove(key, t); err != nil {
-				return err
-			}
-			removed = append(removed, t)
-			n++
-		}
+		n = len(removed)
 		if r, live := grantRevocation(requestID, removed, now); live {
 			if _, err := s.appendRevocation(tx, r, now); err != nil {
 				return err
@@ -416,6 +398,33 @@ func (s *Store) RevokeGrant(ctx context.Context, requestID string) (int, error) 
 		return 0, fmt.Errorf("revoke grant %q: %w", requestID, err)
 	}
 	return n, nil
+}
+
+// removeIndexed removes every token an index lists under prefix (an
+// lp(owner)), with all its index entries and its retry, and returns them.
+func (b tokenBuckets) removeIndexed(index *bbolt.Bucket, prefix []byte) ([]storage.Token, error) {
+	// Collect first: deleting under a live cursor can skip entries.
+	var keys [][]byte
+	c := index.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		keys = append(keys, bytes.Clone(k[len(prefix):]))
+	}
+	removed := make([]storage.Token, 0, len(keys))
+	for _, key := range keys {
+		v := b.tokens.Get(key)
+		if v == nil {
+			return nil, fmt.Errorf("index %s names a missing token: %w", bucketName(b, index), errCorrupt)
+		}
+		t, err := decodeToken(key, v)
+		if err != nil {
+			return nil, err
+		}
+		if err := b.remove(key, t); err != nil {
+			return nil, err
+		}
+		removed = append(removed, t)
+	}
+	return removed, nil
 }
 
 // GrantTokens implements storage.Store. Redeemed tokens are listed, expired

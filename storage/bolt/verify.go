@@ -54,6 +54,7 @@ func checks() []check {
 		{"token index entries name a token that has them", checkTokenEntries},
 		{"retries and their expiry entries", checkRetries},
 		{"revocation events and their expiry entries", checkRevocations},
+		{"registered clients and their owner entries", checkClients},
 	}
 }
 
@@ -371,6 +372,45 @@ func checkRevocations(tx *bbolt.Tx, r *Report) {
 	if v := tx.Bucket(bucketMeta).Get(metaRevFloor); v != nil && (len(v) != 8 || binary.BigEndian.Uint64(v) > head) {
 		r.problem("the revocation floor %x is malformed or beyond the head %d", v, head)
 	}
+}
+
+func checkClients(tx *bbolt.Tx, r *Report) {
+	clients, owners := tx.Bucket(bucketRegClients), tx.Bucket(bucketRegOwners)
+	if clients == nil || owners == nil {
+		return // a file from before the developer portal
+	}
+	_ = clients.ForEach(func(k, v []byte) error {
+		c, err := decodeClient(v)
+		if err != nil {
+			r.problem("regclients %x: %v", k, err)
+			return nil
+		}
+		r.Records++
+		if !bytes.Equal(k, clientKey(c.ID)) {
+			r.problem("regclients %x holds client %q", k, c.ID)
+		}
+		if !has(owners, ownerKey(c.Owner, c.ID)) {
+			r.problem("client %q has no regowners entry", c.ID)
+		}
+		return nil
+	})
+	_ = owners.ForEach(func(entry, _ []byte) error {
+		r.Entries++
+		id, ok := afterLP(entry)
+		if !ok {
+			r.problem("regowners entry %x is malformed", entry)
+			return nil
+		}
+		v := clients.Get(clientKey(string(id)))
+		if v == nil {
+			r.problem("regowners entry %x names no client", entry)
+			return nil
+		}
+		if c, err := decodeClient(v); err == nil && !bytes.Equal(ownerKey(c.Owner, c.ID), entry) {
+			r.problem("regowners entry %x does not match its client (owner %q)", entry, c.Owner)
+		}
+		return nil
+	})
 }
 
 // afterLP is the rest of an lp(owner) + tail key.

@@ -240,3 +240,45 @@ func TestRevocationNoticesWakeOnOtherReplica(t *testing.T) {
 		t.Fatal("B's revocation notices did not fire for A's revocation")
 	}
 }
+
+// Deleting a registered client evicts its cached access tokens on every
+// replica: at once on the one that deleted it, through the RevokedClient
+// event on the others; other clients' tokens stay cached.
+func TestDeleteClientEvictsOnEveryReplica(t *testing.T) {
+	ctx := context.Background()
+	a, b := openPair(t, Options{})
+	exp := time.Now().Add(time.Hour)
+	mine, other := testToken(storage.AccessToken, "app-at", exp), testToken(storage.AccessToken, "other-at", exp)
+	mine.ClientID, other.ClientID = "app", "other"
+	for _, tk := range []storage.Token{mine, other} {
+		if err := a.CreateToken(ctx, tk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.CreateClient(ctx, storage.Client{ID: "app", Owner: "dev"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*Store{a, b} {
+		for _, sig := range []string{"app-at", "other-at"} {
+			if _, err := s.GetToken(ctx, storage.AccessToken, sig); err != nil || !cachedOn(s, sig) {
+				t.Fatalf("GetToken(%s): %v (cached %v)", sig, err, cachedOn(s, sig))
+			}
+		}
+	}
+	if _, err := a.DeleteClient(ctx, "app"); err != nil {
+		t.Fatal(err)
+	}
+	// No waiting on A: the replica that deleted it must not serve it again.
+	if _, err := a.GetToken(ctx, storage.AccessToken, "app-at"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("GetToken on A right after DeleteClient: %v, want ErrNotFound", err)
+	}
+	eventually(t, "the client's token evicted on B", func() bool { return !cachedOn(b, "app-at") })
+	if _, err := b.GetToken(ctx, storage.AccessToken, "app-at"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("GetToken on B: %v, want ErrNotFound", err)
+	}
+	for _, s := range []*Store{a, b} {
+		if !cachedOn(s, "other-at") {
+			t.Error("another client's token was evicted")
+		}
+	}
+}

@@ -13,6 +13,10 @@
 //   - Redeem returns the record as stored afterwards (Active false), both on
 //     success and with ErrInactive.
 //   - Empty subjects are never indexed: SubjectTokens("") is empty.
+//   - A registered client needs an ID (CreateClient without one fails);
+//     its owner may be empty, a key like any other.
+//   - DeleteClient's count, like RevokeGrant's, includes the client's
+//     expired tokens that no sweep had removed yet.
 package storagetest
 
 import (
@@ -92,6 +96,12 @@ func RunTests(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"Leases", testLeases},
 		{"LeaseExpires", testLeaseExpires},
 		{"LeaseConcurrent", testLeaseConcurrent},
+		{"Clients", testClients},
+		{"UpdateClient", testUpdateClient},
+		{"UpdateClientConcurrent", testUpdateClientConcurrent},
+		{"ListClients", testListClients},
+		{"DeleteClient", testDeleteClient},
+		{"DeleteClientRetry", testDeleteClientRetry},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
