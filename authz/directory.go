@@ -11,6 +11,7 @@ import (
 
 	"github.com/ory/fosite"
 
+	"github.com/postern-auth/postern/catalog"
 	"github.com/postern-auth/postern/clients"
 	"github.com/postern-auth/postern/storage"
 )
@@ -41,6 +42,31 @@ type APIGrants interface {
 	Grants(apis []string) (scopes []string, tier string)
 	// ScopeOffered reports whether some API offers the scope.
 	ScopeOffered(scope string) bool
+}
+
+// catalogGrants answers APIGrants from the catalogue: an API's scopes, and
+// the tier of the first subscribed API that names one.
+type catalogGrants struct{ c *catalog.Catalog }
+
+func (g catalogGrants) Grants(apis []string) (scopes []string, tier string) {
+	for _, id := range apis {
+		api, ok := g.c.API(id)
+		if !ok {
+			continue // removed from the configuration: it gives nothing now
+		}
+		for _, sc := range api.Scopes {
+			scopes = append(scopes, sc.Name)
+		}
+		if tier == "" {
+			tier = api.Tier
+		}
+	}
+	return scopes, tier
+}
+
+func (g catalogGrants) ScopeOffered(scope string) bool {
+	_, ok := g.c.APIOfScope(scope)
+	return ok
 }
 
 type decodedClient struct {

@@ -2,6 +2,7 @@ package authz
 
 import (
 	"bytes"
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -95,7 +96,7 @@ func TestRefreshRetrySealedToSecret(t *testing.T) {
 // The account page says in words what a retry was.
 func TestRefreshRetryEventInWords(t *testing.T) {
 	e := newOutcomeEnv(t, identity.ThrottleOptions{}, withRetryWindow(30*time.Second))
-	got := e.srv.describeEvent(storage.Event{Type: "refresh_retried", ClientID: "mobile"})
+	got := e.srv.describeEvent(context.Background(), storage.Event{Type: "refresh_retried", ClientID: "mobile"})
 	if want := "mobile repeated a refresh it had lost the answer to and was given the same tokens again"; got != want {
 		t.Errorf("describeEvent = %q, want %q", got, want)
 	}

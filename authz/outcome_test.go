@@ -485,7 +485,7 @@ func TestPasswordGrantSession(t *testing.T) {
 			if err != nil || len(toks) == 0 {
 				t.Fatalf("SubjectTokens = %v, %v", toks, err)
 			}
-			r, err := e.srv.fs.decode(toks[0], nil)
+			r, err := e.srv.fs.decode(context.Background(), toks[0], nil)
 			if err != nil {
 				t.Fatal(err)
 			}

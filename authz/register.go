@@ -305,7 +305,8 @@ func (s *Server) scopeOffered(scope string) bool {
 	if slices.Contains(clients.OpenIDScopes, scope) {
 		return true
 	}
-	return s.cfg.APIs != nil && s.cfg.APIs.ScopeOffered(scope)
+	_, ok := s.cfg.Catalog.APIOfScope(scope)
+	return ok
 }
 
 // issueRegistrationSecrets makes the client secret (confidential clients)

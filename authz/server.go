@@ -15,6 +15,7 @@ import (
 	"github.com/ory/fosite"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/postern-auth/postern/catalog"
 	"github.com/postern-auth/postern/clients"
 	"github.com/postern-auth/postern/identity"
 	"github.com/postern-auth/postern/passhash"
@@ -72,9 +73,8 @@ type Config struct {
 	// runs goroutines for as long as the process, so a process that
 	// replaces its Server passes one fetcher every time.
 	JWKSFetcher fosite.JWKSFetcherStrategy
-	// APIs says what subscribing to the catalogue's APIs gives a
-	// registered client; nil: subscriptions give nothing.
-	APIs APIGrants
+	// Catalog is the API catalogue (apis[]); nil is an empty one.
+	Catalog *catalog.Catalog
 	// RegistrationTokenHash is the hash of the initial access token RFC
 	// 7591 registration requires; empty turns registration off.
 	RegistrationTokenHash []byte
@@ -180,7 +180,7 @@ func New(cfg Config, store storage.Store, keys KeySet) (*Server, error) {
 	}
 	sort.Strings(s.scopes)
 	s.corsOrigins = corsOrigins(s.clients)
-	s.directory = newClientDirectory(s.clients, store, cfg.APIs, cfg.Lifetimes, cfg.Now)
+	s.directory = newClientDirectory(s.clients, store, catalogGrants{cfg.Catalog}, cfg.Lifetimes, cfg.Now)
 	s.fs = &fositeStore{store: store, clients: s.directory, lifetime: cfg.Lifetimes, now: cfg.Now, cache: newDecodeCache(4096)}
 	if len(cfg.RetryKey) > 0 {
 		if s.fs.retry, err = newRetrySealer(cfg.RetryKey); err != nil {
