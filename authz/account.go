@@ -156,6 +156,9 @@ var eventText = map[string]string{
 }
 
 func (s *Server) describeEvent(ctx context.Context, e storage.Event) string {
+	if text, ok := s.describeAppEvent(ctx, e); ok {
+		return text
+	}
 	text, ok := eventText[e.Type]
 	if !ok {
 		text = strings.ReplaceAll(e.Type, "_", " ")
@@ -175,6 +178,36 @@ func (s *Server) describeEvent(ctx context.Context, e storage.Event) string {
 		}
 	}
 	return text
+}
+
+// describeAppEvent words the developer portal's events: the app may be
+// gone by now, so its name is the one the event recorded.
+func (s *Server) describeAppEvent(ctx context.Context, e storage.Event) (string, bool) {
+	name := func() string {
+		if c, ok := s.directory.find(ctx, e.ClientID); ok {
+			return clientName(c)
+		}
+		return e.ClientID
+	}
+	api := func() string {
+		if a, ok := s.cfg.Catalog.API(e.Detail); ok {
+			return a.Name
+		}
+		return e.Detail
+	}
+	switch e.Type {
+	case "app_created":
+		return "You created the app " + e.Detail, true
+	case "app_deleted":
+		return "You deleted the app " + e.Detail + " and revoked its tokens", true
+	case "app_secret_rotated":
+		return "You rotated the secret of " + name(), true
+	case "app_subscribed":
+		return "You subscribed " + name() + " to " + api(), true
+	case "app_unsubscribed":
+		return "You unsubscribed " + name() + " from " + api() + " and revoked its tokens for it", true
+	}
+	return "", false
 }
 
 // handleAccount renders the self-service page.
