@@ -71,8 +71,9 @@ func (s *Store) GetClient(ctx context.Context, id string) (storage.Client, error
 
 // UpdateClient implements storage.Store. The row is locked from the read
 // to the commit, so a concurrent update (on this replica or another) waits
-// and then reads this one's result. fn runs once per attempt; inTx makes
-// another only after a deadlock, which one row lock cannot cause.
+// and then reads this one's result. fn runs once: inTx runs a transaction
+// again only after a serialization failure or a deadlock, which one row
+// lock under READ COMMITTED does not cause.
 func (s *Store) UpdateClient(ctx context.Context, id string, fn func(storage.Client) (storage.Client, error)) (storage.Client, error) {
 	what := fmt.Sprintf("update client %q", id)
 	bctx, cancel := s.bound(ctx)

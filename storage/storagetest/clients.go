@@ -274,17 +274,17 @@ func testListClients(t *testing.T, s storage.Store) {
 func testDeleteClient(t *testing.T, s storage.Store) {
 	ctx := t.Context()
 	now := base()
-	// Tokens of other clients, one whose ID has the deleted ones' as a
+	// Tokens of other clients, some whose IDs have a deleted one's as a
 	// prefix, all sharing subject and grant with them.
 	var others []storage.Token
-	for _, c := range []string{"other", "app-10", "app-1\x00"} {
+	for _, c := range []string{"other", "app-00", "app-0\x00", "app-10", "app-1\x00", "app-20", "app-2\x00"} {
 		for _, kind := range append(allKinds, storage.OpenIDSession) {
 			others = append(others, tok(kind, "keep-"+c, "shared-grant", c, "alice"))
 		}
 	}
 	mustCreate(t, s, others...)
 
-	for _, tc := range []struct {
+	for i, tc := range []struct {
 		name string
 		// tokens issued to the client, given its ID
 		tokens    func(id string) []storage.Token
@@ -315,8 +315,10 @@ func testDeleteClient(t *testing.T, s storage.Store) {
 		{"no tokens", func(string) []storage.Token { return nil }, 0, time.Time{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			id := "app-1"
-			mustCreateClient(t, s, client(id, "dev", now), client("sibling", "dev", now))
+			// Each case its own client and developer, so that one failing
+			// leaves the next its own ground.
+			id, dev := fmt.Sprintf("app-%d", i), fmt.Sprintf("dev-%d", i)
+			mustCreateClient(t, s, client(id, dev, now), client("sibling-"+id, dev, now))
 			toks := tc.tokens(id)
 			mustCreate(t, s, toks...)
 			_, head, err := s.RevocationRange(ctx)
@@ -330,7 +332,7 @@ func testDeleteClient(t *testing.T, s storage.Store) {
 			}
 			_, err = s.GetClient(ctx, id)
 			wantErr(t, "GetClient after DeleteClient", err, storage.ErrNotFound)
-			checkListClients(t, s, "dev", "sibling")
+			checkListClients(t, s, dev, "sibling-"+id)
 			for _, tk := range toks {
 				checkMissing(t, s, tk.Kind, tk.Signature)
 			}
@@ -359,15 +361,14 @@ func testDeleteClient(t *testing.T, s storage.Store) {
 			_, err = s.DeleteClient(ctx, id)
 			wantErr(t, "second DeleteClient", err, storage.ErrNotFound)
 			// The ID is free again, and comes back with no tokens.
-			again := client(id, "dev2", now.Add(time.Hour))
+			again := client(id, "dev-again", now.Add(time.Hour))
 			mustCreateClient(t, s, again)
 			checkGetClient(t, s, again)
+			checkListClients(t, s, "dev-again", id)
 			list, err = s.ClientTokens(ctx, id)
 			checkList(t, "ClientTokens of the client created again", list, err)
-			for _, c := range []string{id, "sibling"} {
-				if _, err := s.DeleteClient(ctx, c); err != nil {
-					t.Fatalf("DeleteClient(%q) to clean up: %v", c, err)
-				}
+			if _, err := s.DeleteClient(ctx, id); err != nil {
+				t.Fatalf("DeleteClient of the client created again: %v", err)
 			}
 		})
 	}
