@@ -15,6 +15,7 @@ import (
 	"github.com/ory/fosite"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/postern-auth/postern/catalog"
 	"github.com/postern-auth/postern/clients"
 	"github.com/postern-auth/postern/identity"
 	"github.com/postern-auth/postern/passhash"
@@ -72,6 +73,9 @@ type Config struct {
 	// runs goroutines for as long as the process, so a process that
 	// replaces its Server passes one fetcher every time.
 	JWKSFetcher fosite.JWKSFetcherStrategy
+	// Catalog is the API catalogue: the consent page shows its scope
+	// descriptions. Nil is the empty catalogue.
+	Catalog *catalog.Catalog
 }
 
 // Server is the authorization server's HTTP handler.

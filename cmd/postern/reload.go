@@ -178,6 +178,7 @@ func (b *serveBase) build(cfg *Config) (*serveInstance, error) {
 		SAML:              samlProviders,
 		Metrics:           b.metrics,
 		JWKSFetcher:       b.jwks,
+		Catalog:           cfg.Catalog,
 	}, b.store, b.keys)
 	if err != nil {
 		stopSAML()
@@ -233,7 +234,7 @@ func (r *serveReloader) reload() bool {
 	old.stopSAML()
 	added, removed := clientChanges(old.cfg.Clients, next.Clients)
 	log.Info("configuration reloaded", "clients", len(next.Clients), "users", len(next.Users),
-		"saml_providers", len(next.SAMLProviders), "clients_added", added, "clients_removed", removed)
+		"saml_providers", len(next.SAMLProviders), "apis", len(next.Catalog.APIs()), "clients_added", added, "clients_removed", removed)
 	return true
 }
 
