@@ -27,15 +27,16 @@ type accountView struct {
 // grantView is one row per grant (authorization), not per token: the user
 // thinks in apps, and revoking an app ends all of its tokens at once.
 type grantView struct {
-	ID         string   `json:"id"`
-	ClientID   string   `json:"client_id"`
-	ClientName string   `json:"client_name"`
-	Scopes     []string `json:"scopes"`
-	GrantType  string   `json:"grant_type"`
-	How        string   `json:"-"`
-	Device     string   `json:"device,omitempty"`
-	UserAgent  string   `json:"user_agent,omitempty"`
-	IP         string   `json:"ip,omitempty"`
+	ID         string      `json:"id"`
+	ClientID   string      `json:"client_id"`
+	ClientName string      `json:"client_name"`
+	Scopes     []string    `json:"scopes"`
+	Access     []scopeView `json:"-"` // Scopes, described for the page
+	GrantType  string      `json:"grant_type"`
+	How        string      `json:"-"`
+	Device     string      `json:"device,omitempty"`
+	UserAgent  string      `json:"user_agent,omitempty"`
+	IP         string      `json:"ip,omitempty"`
 
 	FirstAt   time.Time `json:"first_issued"`
 	LastAt    time.Time `json:"last_used"`
@@ -46,7 +47,7 @@ type grantView struct {
 
 type consentView struct {
 	ClientID, ClientName string
-	Scopes               []string
+	Scopes               []scopeView
 	Since, SinceISO      string
 }
 
@@ -129,6 +130,7 @@ func (s *Server) userGrants(ctx context.Context, subject string) ([]grantView, e
 		if c, ok := s.directory.find(ctx, sr.ClientID); ok {
 			g.ClientName = clientName(c)
 		}
+		g.Access = s.describeScopes(g.Scopes)
 		if g.How == "" {
 			g.How = sess.GrantType
 		}
@@ -235,7 +237,7 @@ func (s *Server) handleAccount(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, c := range consents {
-		cv := consentView{ClientID: c.ClientID, ClientName: c.ClientID, Scopes: c.Scopes}
+		cv := consentView{ClientID: c.ClientID, ClientName: c.ClientID, Scopes: s.describeScopes(c.Scopes)}
 		if cl, ok := s.directory.find(ctx, c.ClientID); ok {
 			cv.ClientName = clientName(cl)
 		}

@@ -15,8 +15,27 @@ func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, c *client
 	}
 	s.render(w, http.StatusOK, "consent", pageData{
 		Title: "Allow access", CSRF: s.jar.csrfToken(w, r), Auth: auth,
-		ClientName: clientName(c), Username: user.Username, Scopes: scopes,
+		ClientName: clientName(c), Username: user.Username, Scopes: s.describeScopes(scopes),
 	}, targets...)
+}
+
+// scopeView is a scope as a page shows it: what it allows, in the words of
+// the API catalogue, and its name for developers; Description is empty for
+// a scope no API describes.
+type scopeView struct {
+	Name, Description string
+}
+
+// describeScopes looks each scope up in the API catalogue, whichever
+// client asks: the user decides on what the scope allows, not on the name
+// a developer gave it.
+func (s *Server) describeScopes(scopes []string) []scopeView {
+	out := make([]scopeView, 0, len(scopes))
+	for _, sc := range scopes {
+		d, _ := s.cfg.Catalog.ScopeDescription(sc)
+		out = append(out, scopeView{Name: sc, Description: d})
+	}
+	return out
 }
 
 // handleConsent takes the user's decision. The pending request is parsed

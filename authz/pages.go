@@ -50,7 +50,7 @@ type pageData struct {
 	Auth       string // the pending authorization request, as a query string
 	ClientName string
 	Username   string
-	Scopes     []string
+	Scopes     []scopeView
 	Account    *accountView
 	Providers  []samlLink // single sign-on buttons of the login page
 	Portal     *portalView

@@ -30,7 +30,8 @@ func newAccountFixture(t *testing.T) *userFixture {
   "users": [
     {"username": "alice", "password": "alice-password"},
     {"username": "bob", "password": "bob-password"}
-  ]
+  ],
+  "apis": [{"id": "photos", "name": "Photos", "base_url": "https://photos.example.com", "scopes": {"read": "See your photos"}}]
 }`, hash, callbackURL, callbackURL)
 	return &userFixture{srv: startServer(t, writeConfig(t, cfg), ""), rsPass: secret}
 }
@@ -82,6 +83,10 @@ func TestAccountPageRevokesOneGrant(t *testing.T) {
 	}
 	if !strings.Contains(p.body, "Remembered permissions") || strings.Count(p.body, `name="client" value=`) != 2 {
 		t.Errorf("the two remembered consents are not listed")
+	}
+	// Both lists say what "read" allows, in the API catalogue's words.
+	if n := strings.Count(p.body, `See your photos <small class="scope-name"><code>read</code></small>`); n != 4 {
+		t.Errorf("the catalogue's description of read appears %d times, want 4 (two grants, two consents):\n%s", n, p.body)
 	}
 
 	// Which row is the SPA's? Revoke it through the form.

@@ -68,7 +68,8 @@ func artifactsDir(t *testing.T) string {
 
 // browserConfig is userGrantsConfig cut down to what the browser test
 // needs: the public SPA registered for redirectURI, the rs client to
-// introspect with, and alice.
+// introspect with, alice, and an API catalogue that describes "read" (not
+// "write") for the consent page.
 func browserConfig(t *testing.T, redirectURI string) (cfg, introspectSecret string) {
 	secret, hash := newClientSecret(t)
 	aliceHash := hashPassword(t, "alice-password")
@@ -81,6 +82,9 @@ func browserConfig(t *testing.T, redirectURI string) (cfg, introspectSecret stri
   ],
   "users": [
     {"username": "alice", "password_hash": %q, "claims": {"email": "alice@example.com", "name": "Alice"}}
+  ],
+  "apis": [
+    {"id": "photos", "name": "Photos", "base_url": "https://photos.example.com/v1", "scopes": {"read": "See your photos & albums"}}
   ]
 }`, hash, redirectURI, aliceHash), secret
 }
@@ -168,7 +172,7 @@ func TestBrowserAuthorizationCode(t *testing.T) {
 	cfg, rsSecret := browserConfig(t, redirectURI)
 	f := &userFixture{srv: startServer(t, writeConfig(t, cfg), ""), rsPass: rsSecret}
 	conf := &oauth2.Config{
-		ClientID: "spa", Scopes: []string{"read"}, RedirectURL: redirectURI,
+		ClientID: "spa", Scopes: []string{"read", "write"}, RedirectURL: redirectURI,
 		Endpoint: oauth2.Endpoint{AuthURL: f.srv.URL + "/oauth2/authorize", TokenURL: f.srv.URL + "/oauth2/token", AuthStyle: oauth2.AuthStyleInParams},
 	}
 	verifier := oauth2.GenerateVerifier()
@@ -200,7 +204,11 @@ func TestBrowserAuthorizationCode(t *testing.T) {
 		html, _ := documentHTML(bctx)
 		t.Fatalf("no consent page after signing in: %v\n%s", err, html)
 	}
-	checkPage("consent", "Allow access?", "Example SPA", "alice", "<code>read</code>", `value="deny"`, `id="remember"`)
+	// A scope the catalogue describes shows its description, with its name
+	// in small type; one it does not shows its name.
+	checkPage("consent", "Allow access?", "Example SPA", "alice",
+		`<li>See your photos &amp; albums <small class="scope-name"><code>read</code></small></li>`, "<li><code>write</code></li>",
+		`value="deny"`, `id="remember"`)
 	screenshots("consent")
 	if err := chromedp.Do(bctx, chromedp.Click(chromedp.CSS("button[value=allow]"))); err != nil {
 		t.Fatalf("allow: %v", err)
@@ -227,7 +235,7 @@ func TestBrowserAuthorizationCode(t *testing.T) {
 		t.Error("no refresh token for a client registered for refresh_token")
 	}
 	info := f.introspect(t, tok.AccessToken)
-	if info["active"] != true || info["sub"] != "alice" || info["client_id"] != "spa" || info["scope"] != "read" {
+	if info["active"] != true || info["sub"] != "alice" || info["client_id"] != "spa" || info["scope"] != "read write" {
 		t.Errorf("introspection = %v", info)
 	}
 

@@ -117,6 +117,42 @@ func TestCLICheckBadConfig(t *testing.T) {
 	}
 }
 
+// postern check reads each API's OpenAPI file, from the configuration
+// file's directory: a malformed one fails the check, naming the field, the
+// file and the problem; fixed, the check passes and counts the API.
+func TestCLICheckOpenAPI(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "postern.json")
+	spec := filepath.Join(dir, "orders.yaml")
+	config := `{"apis": [
+  {"id": "pets", "name": "Pets", "base_url": "https://api.example.com/pets", "scopes": {"pets.read": "See the pets"}},
+  {"id": "orders", "name": "Orders", "base_url": "https://api.example.com/orders", "openapi": "orders.yaml",
+   "scopes": [{"name": "orders.read", "description": "Read your orders"}, {"name": "orders.write", "description": "Place orders"}]}
+]}`
+	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	broken := "openapi: 3.0.3\ninfo:\n  title: Orders\n  version: 1.0.0\npaths:\n  /orders:\n    get: [unclosed\n"
+	if err := os.WriteFile(spec, []byte(broken), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := runPostern(t, "", "check", "--config", path)
+	want := "config: apis[1].openapi: " + spec + ": invalid YAML: yaml: line 6: did not find expected ',' or ']'"
+	if code != 2 || !strings.Contains(errOut, want) {
+		t.Errorf("postern check with a malformed OpenAPI file: exit %d, want 2\nstdout: %s\nstderr: %s\nwant %q", code, out, errOut, want)
+	}
+
+	fixed := "openapi: 3.0.3\ninfo:\n  title: Orders\n  version: 1.0.0\npaths:\n  /orders:\n    get:\n      responses:\n        \"200\": {description: Your orders}\n"
+	if err := os.WriteFile(spec, []byte(fixed), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code = runPostern(t, "", "check", "--config", path)
+	if code != 0 || !strings.Contains(out, "2 APIs)") {
+		t.Errorf("postern check with a valid OpenAPI file: exit %d, want 0 and 2 APIs\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+}
+
 // serve and gateway answer -h/--help with their usage block on stdout and
 // exit 0, like `postern help`; a bad flag still exits 2 with the block.
 func TestCLICommandHelp(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -33,6 +34,12 @@ const (
 // client rs and one client_credentials client per id (secret id+"-secret…").
 // extra is spliced into the top-level object, and into clients[1] when
 // clientExtra is set.
+// reloadAPI is an apis block (for reloadConfig's extra) of one API
+// described by openapiFile.
+func reloadAPI(openapiFile string) string {
+	return fmt.Sprintf(`"apis": [{"id": "search", "name": "Search", "base_url": "https://api.example.com/search", "scopes": {"read": "Search the index"}, "openapi": %q}]`, openapiFile)
+}
+
 func reloadConfig(extra, clientExtra string, ids ...string) string {
 	clients := []string{fmt.Sprintf(`{"client_id": "rs", "client_secret": %q, "grant_types": ["client_credentials"], "resource_server": true}`, reloadRSSecret)}
 	for i, id := range ids {
@@ -164,8 +171,15 @@ func TestReloadServe(t *testing.T) {
 	}
 
 	// Refused: an unknown field; a change only a restart applies (with a
-	// client change riding along, which must not apply either).
+	// client change riding along, which must not apply either); an API
+	// whose OpenAPI file (relative: beside the configuration file) is
+	// malformed.
+	brokenAPI := filepath.Join(filepath.Dir(srv.Config), "broken-openapi.yaml")
+	if err := os.WriteFile(brokenAPI, []byte("openapi: 3.0.3\ninfo: {title: Broken, version: '1'}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	refused := []struct{ config, log string }{
+		{reloadConfig(reloadAPI("broken-openapi.yaml"), "", "svc-b", "svc-c"), `config: apis[0].openapi: ` + brokenAPI + `: invalid OpenAPI 3.0.3 document: invalid paths: must be an object`},
 		{reloadConfig("", `"scopes": "read"`, "svc-b", "svc-c"), `config: clients[1]: unknown field \"scopes\"`},
 		{strings.Replace(reloadConfig("", "", "svc-b", "svc-c"), reloadAddr, "127.0.0.1:1", 1), "a change to addr requires a restart"},
 		{reloadConfig(`"keys": {"algorithm": "RS256"}`, "", "svc-b", "svc-c"), "a change to keys.algorithm requires a restart"},
@@ -188,8 +202,11 @@ func TestReloadServe(t *testing.T) {
 		t.Error("the refusal does not say the previous configuration stays")
 	}
 
-	// A second reload; the counters still carry on.
-	srv.reload(reloadConfig("", "", "svc-b", "svc-c"))
+	// A second reload, with an API catalogue; the counters still carry on.
+	if err := os.WriteFile(brokenAPI, []byte("openapi: 3.0.3\ninfo: {title: Fixed, version: '1'}\npaths: {}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv.reload(reloadConfig(reloadAPI("broken-openapi.yaml"), "", "svc-b", "svc-c"))
 	eventually(t, "svc-c gets a token after the second reload", srv.logs, func() bool {
 		status, _ := ccToken(t, srv.URL, "svc-c")
 		return status == http.StatusOK
@@ -198,6 +215,7 @@ func TestReloadServe(t *testing.T) {
 		t.Errorf("token counter %d after two reloads, want at least %d", got, issuedAfter+2)
 	}
 	logged(t, srv.logs, 1, `msg="configuration reloaded"`)
+	logged(t, srv.logs, 0, `saml_providers=0 apis=1 clients_added=[svc-c]`)
 	if strings.Count(srv.logs.String(), `msg="configuration reloaded"`) != 2 {
 		t.Errorf("want exactly two applied reloads in the log")
 	}

@@ -34,7 +34,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 			code = exitUsage
 			continue
 		}
-		fmt.Fprintf(stdout, "%s: ok (%d clients, %d users, %d SAML providers)\n", path, len(cfg.Clients), len(cfg.Users), len(cfg.SAMLProviders))
+		fmt.Fprintf(stdout, "%s: ok (%d clients, %d users, %d SAML providers, %d APIs)\n", path, len(cfg.Clients), len(cfg.Users), len(cfg.SAMLProviders), len(cfg.Catalog.APIs()))
 		for _, w := range cfg.Warnings {
 			fmt.Fprintf(stdout, "%s: warning: %s\n", path, w)
 		}

@@ -20,10 +20,11 @@ func TestCheckCommand(t *testing.T) {
 		code        int
 		out, errOut string
 	}{
-		{"good server config", []string{"check", "--config", good}, 0, good + ": ok (1 clients, 0 users, 0 SAML providers)", ""},
+		{"good server config", []string{"check", "--config", good}, 0, good + ": ok (1 clients, 0 users, 0 SAML providers, 0 APIs)", ""},
 		{"warnings are shown", []string{"check", "--config", good}, 0, "warning: clients[0] (web) has a plain client_secret", ""},
 		{"bad config names the field", []string{"check", "--config", good, "--config", bad}, 2, good + ": ok", bad + `: config: clients[0]: a confidential client needs client_secret_hash`},
 		{"quickstart and gateway example", []string{"check", "--config", "../../examples/quickstart/postern.json", "--gateway-config", "../../examples/gateway/gateway.json"}, 0, "gateway.json: ok (", ""},
+		{"API catalogue example", []string{"check", "--config", "../../examples/apis/postern.json"}, 0, "postern.json: ok (0 clients, 0 users, 0 SAML providers, 1 APIs)", ""},
 		{"nothing to check", []string{"check"}, 2, "", "usage: postern check"},
 		{"missing file", []string{"check", "--config", filepath.Join(dir, "nope.json")}, 2, "", "no such file"},
 	} {

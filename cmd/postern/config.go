@@ -13,6 +13,7 @@ import (
 
 	"github.com/postern-auth/postern/acmecert"
 	"github.com/postern-auth/postern/authz"
+	"github.com/postern-auth/postern/catalog"
 	"github.com/postern-auth/postern/clients"
 	"github.com/postern-auth/postern/confjson"
 	"github.com/postern-auth/postern/identity"
@@ -24,7 +25,7 @@ import (
 // The server's configuration file is a shell, as in Dex: each block
 // belongs to the part it configures, which decodes and checks it under
 // its path (clients → clients, users → identity, saml_providers → samlsp,
-// tokens and login → authz, keys → keys). This file keeps the top-level
+// apis → catalog, tokens and login → authz, keys → keys). This file keeps the top-level
 // fields and the checks that span parts.
 
 // fileConfig is the server's JSON configuration as written in git. Field
@@ -42,6 +43,7 @@ type fileConfig struct {
 	Clients       []json.RawMessage `json:"clients"`
 	Users         []json.RawMessage `json:"users"`
 	SAMLProviders []json.RawMessage `json:"saml_providers"`
+	APIs          []json.RawMessage `json:"apis"` // the developer portal's API catalogue
 	// TrustedProxies are load balancers whose forwarding headers name the
 	// real client (for the audit log and the login throttle).
 	TrustedProxies []string `json:"trusted_proxies"`
@@ -84,6 +86,9 @@ type Config struct {
 	// SAMLProviders are the identity providers of the login page, metadata
 	// files already read (see samlsp.FileProvider).
 	SAMLProviders []samlsp.FileProvider
+	// Catalog is the API catalogue (apis), OpenAPI documents read by
+	// loadConfig; nil when the file lists no API.
+	Catalog *catalog.Catalog
 	// Warnings are logged at start: development shortcuts that work but must
 	// not reach production.
 	Warnings []string
@@ -104,6 +109,9 @@ func loadConfig(path string, getenv func(string) string) (*Config, error) {
 		return nil, err
 	}
 	if err := readSAMLMetadata(cfg.SAMLProviders, filepath.Dir(path)); err != nil {
+		return nil, err
+	}
+	if cfg.Catalog, err = cfg.Catalog.ReadOpenAPI(filepath.Dir(path)); err != nil {
 		return nil, err
 	}
 	return cfg, nil
@@ -129,7 +137,7 @@ const (
 
 func (fc *fileConfig) validate() (*Config, error) {
 	c := &Config{Addr: fc.Addr, AdminListen: fc.AdminListen, DataDir: fc.DataDir}
-	for _, step := range []func(*Config) error{fc.server, fc.tokens, fc.network, fc.clients, fc.users, fc.samlProviders, fc.developers} {
+	for _, step := range []func(*Config) error{fc.server, fc.tokens, fc.network, fc.clients, fc.users, fc.samlProviders, fc.developers, fc.apis} {
 		if err := step(c); err != nil {
 			return nil, err
 		}
@@ -313,6 +321,25 @@ func (fc *fileConfig) samlProviders(c *Config) error {
 		c.Warnings = append(c.Warnings, warn...)
 	}
 	return samlsp.CheckProviders(c.SAMLProviders)
+}
+
+// apis reads the API catalogue; its OpenAPI files are read by loadConfig,
+// which knows the configuration file's directory.
+func (fc *fileConfig) apis(c *Config) error {
+	if len(fc.APIs) == 0 {
+		return nil
+	}
+	apis := make([]*catalog.API, 0, len(fc.APIs))
+	for i, raw := range fc.APIs {
+		a, err := catalog.ParseAPIConfig(confjson.Index("apis", i), raw)
+		if err != nil {
+			return err
+		}
+		apis = append(apis, a)
+	}
+	var err error
+	c.Catalog, err = catalog.New(apis)
+	return err
 }
 
 // validateStore accepts a PostgreSQL URL. Its messages never repeat the

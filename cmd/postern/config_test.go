@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -87,6 +88,11 @@ func spa(extra string) string {
 // spaRedirect is a public client whose only redirect URI is uri (a JSON string body).
 func spaRedirect(uri string) string {
 	return secondClient(spa(`"redirect_uris": ["https://app.example.com/ok", "` + uri + `"]`))
+}
+
+// api is an apis[] entry offering one scope.
+func api(id, scope string) string {
+	return fmt.Sprintf(`{"id": %q, "name": %q, "base_url": "https://api.example.com/%s", "scopes": {%q: "Described"}}`, id, id, id, scope)
 }
 
 func TestParseConfigErrors(t *testing.T) {
@@ -437,6 +443,16 @@ func TestParseConfigErrors(t *testing.T) {
 			want: `config: users[1].claims.sub: is reserved by the token format`},
 		{name: "reserved claim scope", config: secondUser(`{"username": "bob", "password": "x", "claims": {"scope": "admin"}}`),
 			want: `config: users[1].claims.scope: is reserved by the token format`},
+		// apis: the catalogue's own table (catalog/config_test.go) covers
+		// each field; these show the top level hands the block over.
+		{name: "apis not an array", config: `{"apis": {"id": "orders"}}`,
+			want: `config: apis: expected `, prefix: true, also: `got object`},
+		{name: "api field", config: `{"apis": [` + api("orders", "orders.read") + `, {"id": "billing", "name": "Billing", "base_url": "http://billing.example.com", "scopes": {"invoices.read": "Read invoices"}}]}`,
+			want: `config: apis[1].base_url: "http://billing.example.com": plain http is only allowed for loopback addresses; use https (clients send tokens there)`},
+		{name: "api id twice", config: `{"apis": [` + api("orders", "orders.read") + `, ` + api("orders", "orders.write") + `]}`,
+			want: `config: apis[1].id: "orders" is already used by apis[0]`},
+		{name: "scope in two apis", config: `{"apis": [` + api("orders", "orders.read") + `, ` + api("shop", "orders.read") + `]}`,
+			want: `config: apis[1].scopes.orders.read: is already offered by apis[0] (orders); a scope belongs to one API`},
 	}
 	seen := map[string]bool{}
 	for _, tt := range tests {

@@ -180,6 +180,7 @@ func (b *serveBase) build(cfg *Config) (*serveInstance, error) {
 		JWKSFetcher:           b.jwks,
 		Portal:                cfg.Portal,
 		RegistrationTokenHash: cfg.RegistrationTokenHash,
+		Catalog:               cfg.Catalog,
 	}, b.store, b.keys)
 	if err != nil {
 		stopSAML()
@@ -235,7 +236,7 @@ func (r *serveReloader) reload() bool {
 	old.stopSAML()
 	added, removed := clientChanges(old.cfg.Clients, next.Clients)
 	log.Info("configuration reloaded", "clients", len(next.Clients), "users", len(next.Users),
-		"saml_providers", len(next.SAMLProviders), "clients_added", added, "clients_removed", removed)
+		"saml_providers", len(next.SAMLProviders), "apis", len(next.Catalog.APIs()), "clients_added", added, "clients_removed", removed)
 	return true
 }
 

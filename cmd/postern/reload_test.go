@@ -265,7 +265,7 @@ func TestServeReloaderSwapsOnlyValidConfigurations(t *testing.T) {
 	if f.token(t, "b") != http.StatusOK || f.token(t, "a") != http.StatusUnauthorized {
 		t.Fatal("after the reload: want b in, a out")
 	}
-	if !strings.Contains(f.logs.String(), `msg="configuration reloaded" clients=1 users=0 saml_providers=0 clients_added=[b] clients_removed=[a]`) {
+	if !strings.Contains(f.logs.String(), `msg="configuration reloaded" clients=1 users=0 saml_providers=0 apis=0 clients_added=[b] clients_removed=[a]`) {
 		t.Errorf("reload log:\n%s", f.logs)
 	}
 	f.do(t, http.MethodGet, "/healthz", nil, "", "")
