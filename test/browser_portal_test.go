@@ -113,7 +113,7 @@ func TestBrowserPortal(t *testing.T) {
 
 	ctx := context.Background()
 	cc := func(secret string) (*oauth2.Token, error) {
-		conf := clientcredentials.Config{ClientID: appID, ClientSecret: secret, TokenURL: srv.URL + "/oauth2/token", Scopes: []string{"orders.read"}}
+		conf := clientcredentials.Config{ClientID: appID, ClientSecret: secret, TokenURL: srv.URL + "/oauth2/token", Scopes: []string{"orders.read"}, AuthStyle: oauth2.AuthStyleInHeader}
 		return conf.Token(ctx)
 	}
 	tok, err := cc(secret)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 )
 
@@ -151,7 +152,7 @@ func TestPortalAccess(t *testing.T) {
 	}
 
 	t.Run("unsubscribed app may request no API scope", func(t *testing.T) {
-		conf := clientcredentials.Config{ClientID: id, ClientSecret: secret, TokenURL: srv.URL + "/oauth2/token", Scopes: []string{"orders.read"}}
+		conf := clientcredentials.Config{ClientID: id, ClientSecret: secret, TokenURL: srv.URL + "/oauth2/token", Scopes: []string{"orders.read"}, AuthStyle: oauth2.AuthStyleInHeader}
 		if _, err := conf.Token(context.Background()); err == nil || !strings.Contains(err.Error(), "invalid_scope") {
 			t.Errorf("token for orders.read before subscribing: %v, want invalid_scope", err)
 		}
@@ -237,7 +238,7 @@ func TestPortalAccess(t *testing.T) {
 		if p := dev.post(srv.URL+"/portal/apps/"+id+"/subscribe", f); p.status != 200 || !strings.Contains(p.body, "Subscribed.") {
 			t.Fatalf("subscribe: %d\n%s", p.status, p.body)
 		}
-		conf := clientcredentials.Config{ClientID: id, ClientSecret: secret, TokenURL: srv.URL + "/oauth2/token", Scopes: []string{"orders.read"}}
+		conf := clientcredentials.Config{ClientID: id, ClientSecret: secret, TokenURL: srv.URL + "/oauth2/token", Scopes: []string{"orders.read"}, AuthStyle: oauth2.AuthStyleInHeader}
 		tok, err := conf.Token(context.Background())
 		if err != nil {
 			t.Fatalf("token after subscribing: %v", err)
