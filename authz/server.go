@@ -14,6 +14,7 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/ory/fosite"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/postern-auth/postern/clients"
 	"github.com/postern-auth/postern/identity"
@@ -72,6 +73,10 @@ type Config struct {
 	// runs goroutines for as long as the process, so a process that
 	// replaces its Server passes one fetcher every time.
 	JWKSFetcher fosite.JWKSFetcherStrategy
+	// Tracer records a span per request (tracing.go); nil: tracing off,
+	// no span work at all. Store spans come from the store given to New
+	// (storage/storetrace), password-check spans from Users' limiter.
+	Tracer trace.TracerProvider
 }
 
 // Server is the authorization server's HTTP handler.
@@ -103,6 +108,8 @@ type Server struct {
 	feed *feedHub // the revocation feed's streams (feed.go)
 
 	corsOrigins map[string]bool // browser apps' origins (cors.go)
+
+	tracer trace.Tracer // nil: tracing off (tracing.go)
 }
 
 // Endpoint paths, relative to the issuer.
@@ -147,6 +154,9 @@ func New(cfg Config, store storage.Store, keys KeySet) (*Server, error) {
 	store = feedStore{Store: store, hub: hub}
 	s := &Server{cfg: cfg, log: cfg.Logger, store: store, keys: keys, clients: map[string]*clients.Client{}, users: cfg.Users, feed: hub}
 	s.authLog = &clientAuthLog{log: s.log}
+	if cfg.Tracer != nil {
+		s.tracer = cfg.Tracer.Tracer("github.com/postern-auth/postern/authz")
+	}
 	var err error
 	if s.jar, err = newCookieJar(cfg.CookieKey, strings.HasPrefix(cfg.Issuer, "https://"), cfg.SessionTTL, cfg.Now); err != nil {
 		return nil, fmt.Errorf("authz: %w", err)

@@ -19,6 +19,7 @@ import (
 	"github.com/postern-auth/postern/keys"
 	"github.com/postern-auth/postern/netedge"
 	"github.com/postern-auth/postern/samlsp"
+	"github.com/postern-auth/postern/tracing"
 )
 
 // The server's configuration file is a shell, as in Dex: each block
@@ -50,6 +51,8 @@ type fileConfig struct {
 	ForwardedHeader string `json:"forwarded_header"`
 	// TLS serves HTTPS directly, without a terminating proxy.
 	TLS json.RawMessage `json:"tls"`
+	// Tracing exports OpenTelemetry spans (tracing.FileConfig); absent: off.
+	Tracing json.RawMessage `json:"tracing"`
 }
 
 // Config is the validated server configuration.
@@ -80,6 +83,8 @@ type Config struct {
 	// SAMLProviders are the identity providers of the login page, metadata
 	// files already read (see samlsp.FileProvider).
 	SAMLProviders []samlsp.FileProvider
+	// Tracing: nil when off. Read at start; a reload keeps the first.
+	Tracing *tracing.Config
 	// Warnings are logged at start: development shortcuts that work but must
 	// not reach production.
 	Warnings []string
@@ -121,7 +126,7 @@ const (
 
 func (fc *fileConfig) validate() (*Config, error) {
 	c := &Config{Addr: fc.Addr, AdminListen: fc.AdminListen, DataDir: fc.DataDir}
-	for _, step := range []func(*Config) error{fc.server, fc.tokens, fc.network, fc.clients, fc.users, fc.samlProviders} {
+	for _, step := range []func(*Config) error{fc.server, fc.tokens, fc.network, fc.clients, fc.users, fc.samlProviders, fc.tracing} {
 		if err := step(c); err != nil {
 			return nil, err
 		}
@@ -294,6 +299,11 @@ func (fc *fileConfig) samlProviders(c *Config) error {
 		c.Warnings = append(c.Warnings, warn...)
 	}
 	return samlsp.CheckProviders(c.SAMLProviders)
+}
+
+func (fc *fileConfig) tracing(c *Config) (err error) {
+	c.Tracing, err = tracing.ParseConfig("tracing", fc.Tracing, tracing.DefaultServerName)
+	return err
 }
 
 // validateStore accepts a PostgreSQL URL. Its messages never repeat the
