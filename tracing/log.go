@@ -25,4 +25,4 @@ func (l logHandler) Handle(ctx context.Context, r slog.Record) error {
 }
 
 func (l logHandler) WithAttrs(as []slog.Attr) slog.Handler { return logHandler{l.next.WithAttrs(as)} }
-func (l logHandler) WithGroup(name string) slog.Handler   { return logHandler{l.next.WithGroup(name)} }
+func (l logHandler) WithGroup(name string) slog.Handler    { return logHandler{l.next.WithGroup(name)} }
