@@ -131,6 +131,7 @@ func authorizePolicy(ar fosite.AuthorizeRequester, c *clients.Client) error {
 // authorizeError redirects the error to the client when fosite vouches for
 // the redirect URI, and renders the error page otherwise.
 func (s *Server) authorizeError(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, err error) {
+	defer func() { noteOutcome(w, fosite.ErrorToRFC6749Error(err).ErrorField) }()
 	if ar == nil || !ar.IsRedirectURIValid() {
 		rfc := fosite.ErrorToRFC6749Error(err)
 		s.renderError(w, rfc.CodeField, "Invalid request", rfc.GetDescription())

@@ -31,7 +31,7 @@ func (l *clientAuthLog) failed(r *http.Request, err error, answer *oauthError) {
 		l.skipped.Add(1)
 		return
 	}
-	l.log.Info("client authentication failed", "client_id", presentedClientID(r), "reason", authFailureReason(err, answer),
+	l.log.InfoContext(r.Context(), "client authentication failed", "client_id", presentedClientID(r), "reason", authFailureReason(err, answer),
 		"endpoint", r.URL.Path, "ip", clientIP(r), "not_logged_since_last", l.skipped.Swap(0))
 }
 

@@ -33,6 +33,7 @@ func writeJSONError(w http.ResponseWriter, status int, code, description string)
 	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")
+	noteOutcome(w, code)
 	w.WriteHeader(status)
 	body := map[string]string{"error": code}
 	if description != "" {

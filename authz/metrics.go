@@ -99,7 +99,8 @@ func (s *Server) MetricsHandler() http.Handler {
 
 type statusRecorder struct {
 	http.ResponseWriter
-	status int
+	status  int
+	outcome string // the OAuth error code answered, for the trace (noteOutcome)
 }
 
 func (r *statusRecorder) WriteHeader(code int) {
@@ -127,9 +128,10 @@ func (s *Server) instrument(endpoint string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
+		r, span := s.startSpan(endpoint, r)
 		defer func() {
 			if p := recover(); p != nil {
-				s.log.Error("handler panic", "endpoint", endpoint, "panic", p)
+				s.log.ErrorContext(r.Context(), "handler panic", "endpoint", endpoint, "panic", p)
 				if rec.status == 0 {
 					writeJSONError(rec, http.StatusInternalServerError, "server_error", "")
 				}
@@ -137,7 +139,8 @@ func (s *Server) instrument(endpoint string, h http.Handler) http.Handler {
 			d := time.Since(start)
 			observer.Observe(d.Seconds())
 			s.metrics.requests.WithLabelValues(endpoint, strconv.Itoa(rec.status)).Inc()
-			s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", rec.status, "duration", d)
+			s.log.DebugContext(r.Context(), "request", "method", r.Method, "path", r.URL.Path, "status", rec.status, "duration", d)
+			endSpan(span, r, rec)
 		}()
 		h.ServeHTTP(rec, r)
 	})

@@ -14,6 +14,7 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/ory/fosite"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/postern-auth/postern/catalog"
 	"github.com/postern-auth/postern/clients"
@@ -80,6 +81,10 @@ type Config struct {
 	RegistrationTokenHash []byte
 	// Portal says who may use the developer portal; zero: off.
 	Portal Portal
+	// Tracer records a span per request (tracing.go); nil: tracing off,
+	// no span work at all. Store spans come from the store given to New
+	// (storage/storetrace), password-check spans from Users' limiter.
+	Tracer trace.TracerProvider
 }
 
 // Server is the authorization server's HTTP handler.
@@ -114,6 +119,7 @@ type Server struct {
 
 	// directory finds clients in the configuration and the store.
 	directory *clientDirectory
+	tracer    trace.Tracer // nil: tracing off (tracing.go)
 }
 
 // Endpoint paths, relative to the issuer.
@@ -158,6 +164,9 @@ func New(cfg Config, store storage.Store, keys KeySet) (*Server, error) {
 	store = feedStore{Store: store, hub: hub}
 	s := &Server{cfg: cfg, log: cfg.Logger, store: store, keys: keys, clients: map[string]*clients.Client{}, users: cfg.Users, feed: hub}
 	s.authLog = &clientAuthLog{log: s.log}
+	if cfg.Tracer != nil {
+		s.tracer = cfg.Tracer.Tracer("github.com/postern-auth/postern/authz")
+	}
 	var err error
 	if s.jar, err = newCookieJar(cfg.CookieKey, strings.HasPrefix(cfg.Issuer, "https://"), cfg.SessionTTL, cfg.Now); err != nil {
 		return nil, fmt.Errorf("authz: %w", err)

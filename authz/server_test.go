@@ -12,12 +12,15 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/postern-auth/postern/clients"
 	"github.com/postern-auth/postern/identity"
 	"github.com/postern-auth/postern/keys"
 	"github.com/postern-auth/postern/passhash"
 	"github.com/postern-auth/postern/storage"
 	"github.com/postern-auth/postern/storage/bolt"
+	"github.com/postern-auth/postern/storage/storetrace"
 )
 
 type fixture struct {
@@ -48,8 +51,18 @@ func newStoreAndKeys(tb testing.TB) (*bolt.Store, keys.Secret, *keys.Manager) {
 
 // newFixture builds a server on a real bbolt store (fsync on) in a temp dir.
 func newFixture(tb testing.TB, format string) *fixture {
+	return newFixtureTraced(tb, format, nil)
+}
+
+// newFixtureTraced is newFixture with tracing as serve sets it up: the
+// store wrapped, the server given the provider (nil: off).
+func newFixtureTraced(tb testing.TB, format string, tp trace.TracerProvider) *fixture {
 	tb.Helper()
-	st, sec, km := newStoreAndKeys(tb)
+	bst, sec, km := newStoreAndKeys(tb)
+	var st storage.Store = bst
+	if tp != nil {
+		st = storetrace.Wrap(bst, tp)
+	}
 	secret, err := clients.GenerateClientSecret()
 	if err != nil {
 		tb.Fatal(err)
@@ -82,6 +95,7 @@ func newFixture(tb testing.TB, format string) *fixture {
 		HMACSecret:   sec.Derive("test hmac", 32),
 		RetryKey:     sec.Derive("test refresh retry", 32),
 		CookieKey:    sec.Derive("test cookies", 64),
+		Tracer:       tp,
 	}, st, km)
 	if err != nil {
 		tb.Fatal(err)

@@ -72,7 +72,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		// The same pair again, not a new one: audited as what it is.
 		s.audit(r, "refresh_retried", ar.GetSession().GetSubject(), client.ID, "")
 		s.metrics.retried.Inc()
-		s.log.Info("refresh token presented again within its retry window; the same answer again", "type", "refresh_retried", "client_id", client.ID, "ip", sess.IP)
+		s.log.InfoContext(ctx, "refresh token presented again within its retry window; the same answer again", "type", "refresh_retried", "client_id", client.ID, "ip", sess.IP)
 		s.provider.WriteAccessResponse(ctx, w, ar, resp)
 		return
 	}
@@ -127,7 +127,7 @@ func (s *Server) refused(ctx context.Context, w http.ResponseWriter, r *http.Req
 	case e.Code == "temporarily_unavailable" && errors.Is(err, storage.ErrUnavailable):
 		s.alarm.report("token", err)
 	case e.Status >= 500:
-		s.log.Error("token endpoint failure", "grant_type", r.PostForm.Get("grant_type"), "error", err)
+		s.log.ErrorContext(ctx, "token endpoint failure", "grant_type", r.PostForm.Get("grant_type"), "error", err)
 	}
 	writeOAuthError(w, r, e)
 	return true
@@ -140,7 +140,7 @@ func (s *Server) revokeReused(ctx context.Context, r *http.Request, t storage.To
 	ctx = context.WithoutCancel(ctx)
 	n, err := s.store.RevokeGrant(ctx, t.RequestID)
 	if err != nil {
-		s.log.Error("revoke grant after token reuse", "client_id", t.ClientID, "error", err)
+		s.log.ErrorContext(ctx, "revoke grant after token reuse", "client_id", t.ClientID, "error", err)
 	}
 	ev := storage.Event{
 		Time:      s.cfg.Now().UTC(),
@@ -155,11 +155,11 @@ func (s *Server) revokeReused(ctx context.Context, r *http.Request, t storage.To
 		ev.Type = "authorization_code_reuse"
 	}
 	if err := s.store.AppendEvent(ctx, ev); err != nil {
-		s.log.Error("record audit event", "type", ev.Type, "error", err)
+		s.log.ErrorContext(ctx, "record audit event", "type", ev.Type, "error", err)
 	}
 	// n counts what was still there: fosite's own reuse handling may have
 	// revoked the grant a moment earlier, through the same store.
-	s.log.Warn("one-time token reused; grant revoked", "type", ev.Type, "client_id", t.ClientID, "subject", t.Subject, "tokens_left_to_revoke", n, "ip", ev.IP)
+	s.log.WarnContext(ctx, "one-time token reused; grant revoked", "type", ev.Type, "client_id", t.ClientID, "subject", t.Subject, "tokens_left_to_revoke", n, "ip", ev.IP)
 }
 
 // authenticateClient runs fosite's client authentication (method enforced)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/postern-auth/postern/confjson"
 )
@@ -68,6 +69,8 @@ type Config struct {
 	AuthClient *http.Client
 	// Now is the clock; nil means time.Now. Tests inject one.
 	Now func() time.Time
+	// Tracer records spans (tracing.go); nil: tracing off.
+	Tracer trace.TracerProvider
 }
 
 // CacheConfig bounds the token cache.

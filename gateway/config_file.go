@@ -15,6 +15,7 @@ import (
 	"github.com/postern-auth/postern/acmecert"
 	"github.com/postern-auth/postern/confjson"
 	"github.com/postern-auth/postern/netedge"
+	"github.com/postern-auth/postern/tracing"
 )
 
 // The gateway's JSON configuration file, as written in git. Parsing turns
@@ -46,6 +47,7 @@ type fileConfig struct {
 	ClientTiers     map[string]string          `json:"client_tiers"`
 	Routes          []json.RawMessage          `json:"routes"`
 	ClaimHeaders    map[string]string          `json:"claim_headers"`
+	Tracing         json.RawMessage            `json:"tracing"`
 }
 
 type cacheFile struct {
@@ -108,7 +110,9 @@ type FileConfig struct {
 	// ACME account key and certificates (in DataDir/acme).
 	DataDir     string
 	AdminListen string // "": no admin listener
-	Gateway     Config
+	// Tracing: nil when off. Read at start; a reload keeps the first.
+	Tracing *tracing.Config
+	Gateway Config
 }
 
 // DefaultListen is the listen address when the file names none.
@@ -136,6 +140,9 @@ func ParseConfig(raw []byte, getenv func(string) string) (*FileConfig, error) {
 	}
 	c, err := f.listeners()
 	if err != nil {
+		return nil, err
+	}
+	if c.Tracing, err = tracing.ParseConfig("tracing", f.Tracing, tracing.DefaultGatewayName); err != nil {
 		return nil, err
 	}
 	g := &c.Gateway

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Gateway is the sidecar's HTTP handler: route, check, proxy.
@@ -38,6 +40,8 @@ type Gateway struct {
 	stopFeed         context.CancelFunc
 
 	lastUnavailableLog atomic.Int64 // unix second of the last "cannot validate" warning
+
+	tracer trace.Tracer // nil: tracing off (tracing.go)
 }
 
 // New builds a Gateway. Nothing is fetched yet: discovery happens on the
@@ -63,6 +67,14 @@ func New(cfg Config) (*Gateway, error) {
 	if client == nil {
 		client = newAuthClient()
 	}
+	// g.authClient keeps the client as built (Close reaches its
+	// transport); the calls to the server go through calls.
+	calls := client
+	var tracer trace.Tracer
+	if cfg.Tracer != nil {
+		tracer = cfg.Tracer.Tracer("github.com/postern-auth/postern/gateway")
+		calls = withPropagation(client)
+	}
 	g := &Gateway{
 		log:              log,
 		metrics:          newMetrics(),
@@ -76,6 +88,7 @@ func New(cfg Config) (*Gateway, error) {
 		revoked:          newRevocations(),
 		feedClientID:     cfg.ClientID,
 		feedClientSecret: cfg.ClientSecret,
+		tracer:           tracer,
 	}
 	for _, c := range cfg.Collectors {
 		if err := g.metrics.reg.Register(c); err != nil {
@@ -103,9 +116,9 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	g.routes = newRouteTable(g.all)
 
-	g.disco = &discovery{issuer: strings.TrimSuffix(cfg.Issuer, "/"), client: client, now: now}
-	in := &introspector{disco: g.disco, client: client, clientID: cfg.ClientID, clientSecret: cfg.ClientSecret,
-		issuer: g.disco.issuer, claimHeaders: cfg.ClaimHeaders}
+	g.disco = &discovery{issuer: strings.TrimSuffix(cfg.Issuer, "/"), client: calls, now: now}
+	in := &introspector{disco: g.disco, client: calls, clientID: cfg.ClientID, clientSecret: cfg.ClientSecret,
+		issuer: g.disco.issuer, claimHeaders: cfg.ClaimHeaders, tracer: tracer}
 	maxAge, minRefetch := cfg.JWKS.MaxAge, cfg.JWKS.MinRefetchInterval
 	if maxAge <= 0 {
 		maxAge = DefaultJWKSMaxAge
@@ -114,7 +127,8 @@ func New(cfg Config) (*Gateway, error) {
 		minRefetch = DefaultJWKSMinRefetch
 	}
 	jv := &jwtVerifier{issuer: g.disco.issuer, audience: cfg.Audience, claimHeaders: cfg.ClaimHeaders, now: now,
-		keys: newKeySet(g.disco, client, maxAge, minRefetch, now)}
+		keys: newKeySet(g.disco, calls, maxAge, minRefetch, now)}
+	jv.keys.tracer = tracer
 	maxEntries := cfg.Cache.MaxEntries
 	if maxEntries == 0 {
 		maxEntries = DefaultCacheEntries
@@ -205,6 +219,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w}
+	r, span := g.startSpan(r)
 	label, clientID := g.handle(rec, r)
 	status := rec.status
 	if status == 0 {
@@ -216,10 +231,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	g.metrics.request(label, clientID, status)
+	endSpan(span, label, clientID, status, rec.outcome)
 	// Method, path and outcome only: query strings and headers can carry
 	// credentials. Checked first so the hot path builds no log record.
 	if g.log.Enabled(r.Context(), slog.LevelDebug) {
-		g.log.Debug("request", "method", r.Method, "path", r.URL.Path, "route", label, "client_id", clientID,
+		g.log.DebugContext(r.Context(), "request", "method", r.Method, "path", r.URL.Path, "route", label, "client_id", clientID,
 			"status", status, "duration", time.Since(start))
 	}
 }
@@ -337,7 +353,7 @@ func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request) (*Identit
 	case errors.Is(err, ErrCredentials):
 		// Fail closed as below, but say what to fix: no outage ends this.
 		if now := time.Now().Unix(); g.lastUnavailableLog.Swap(now) != now {
-			g.log.Error("configuration error: cannot validate tokens; fix the gateway's client_id / client_secret (or the client at the server) and reload", "error", err)
+			g.log.ErrorContext(r.Context(), "configuration error: cannot validate tokens; fix the gateway's client_id / client_secret (or the client at the server) and reload", "error", err)
 		}
 		retryAfter(w, retryAfterUnavailable*time.Second)
 		writeError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "Token validation is temporarily unavailable.")
@@ -346,7 +362,7 @@ func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request) (*Identit
 		// During an outage every uncached request lands here; one line a
 		// second says it without flooding the log.
 		if now := time.Now().Unix(); g.lastUnavailableLog.Swap(now) != now {
-			g.log.Warn("cannot validate token", "error", err)
+			g.log.WarnContext(r.Context(), "cannot validate token", "error", err)
 		}
 		retryAfter(w, retryAfterUnavailable*time.Second)
 		writeError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "Token validation is temporarily unavailable.")
@@ -358,7 +374,8 @@ func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request) (*Identit
 // reach the real writer's Flush and Hijack through http.ResponseController.
 type statusRecorder struct {
 	http.ResponseWriter
-	status int
+	status  int
+	outcome string // the error code answered, for the trace (noteOutcome)
 }
 
 func (s *statusRecorder) WriteHeader(code int) {

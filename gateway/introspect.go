@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // introspector asks the server about an opaque token (RFC 7662).
@@ -21,6 +23,7 @@ type introspector struct {
 	clientSecret string
 	issuer       string
 	claimHeaders map[string]string
+	tracer       trace.Tracer // nil: no spans
 }
 
 // ErrCredentials means the authorization server refused the gateway's own
@@ -35,7 +38,13 @@ const credentialsProbe = "postern-gateway-credentials-check"
 // introspect returns the identity of an active access token, or
 // ErrInvalidToken, ErrCredentials when the server refuses the gateway's
 // credentials, or ErrUnavailable when the server cannot answer.
-func (in *introspector) introspect(ctx context.Context, token string) (*Identity, error) {
+func (in *introspector) introspect(ctx context.Context, token string) (id *Identity, err error) {
+	ctx, span := startCall(ctx, in.tracer, "gateway.introspect")
+	defer func() {
+		if span != nil {
+			endCall(span, err, attrActive.Bool(err == nil))
+		}
+	}()
 	ep, err := in.disco.get(ctx)
 	if err != nil {
 		return nil, err

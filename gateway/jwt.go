@@ -11,6 +11,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // jwtAlgs is the allow-list: the algorithms Postern signs with. "none" and
@@ -121,6 +122,7 @@ type keySet struct {
 	keys      map[string]jose.JSONWebKey
 	fetchedAt time.Time
 	triedAt   time.Time
+	tracer    trace.Tracer // nil: no spans
 }
 
 func newKeySet(d *discovery, client *http.Client, maxAge, minRefetch time.Duration, now func() time.Time) *keySet {
@@ -170,7 +172,9 @@ func (ks *keySet) lookup(ctx context.Context, kid string) (jose.JSONWebKey, erro
 }
 
 // refresh fetches the JWKS; the caller holds flightMu.
-func (ks *keySet) refresh(ctx context.Context) error {
+func (ks *keySet) refresh(ctx context.Context) (err error) {
+	ctx, span := startCall(ctx, ks.tracer, "gateway.jwks_fetch")
+	defer func() { endCall(span, err) }()
 	ep, err := ks.disco.get(ctx)
 	if err != nil {
 		return err

@@ -8,6 +8,10 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"time"
+
+	"go.opentelemetry.io/otel/propagation"
+
+	"github.com/postern-auth/postern/tracing"
 )
 
 // proxyState carries what the checks decided to the Rewrite hook, which
@@ -106,6 +110,12 @@ func (g *Gateway) rewrite(rt *route) func(*httputil.ProxyRequest) {
 			setIdentity(h, st.id, g.claimHeaders)
 		}
 		h[HeaderForwarded] = []string{st.forwarded}
+		if g.tracer != nil {
+			// The upstream's spans join the caller's trace under the
+			// gateway's span. Without tracing the caller's traceparent
+			// travels on as it came.
+			tracing.Propagator.Inject(pr.In.Context(), propagation.HeaderCarrier(h))
+		}
 	}
 }
 

@@ -142,6 +142,7 @@ func writeError(w http.ResponseWriter, status int, code, desc string) {
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
+	noteOutcome(w, code)
 	w.WriteHeader(status)
 	// code and desc are constants of this package: no escaping needed.
 	body := `{"error":"` + code + `"`

@@ -120,7 +120,7 @@ func (d *Directory) Authenticate(ctx context.Context, username, password, ip str
 		a, b := sha256.Sum256([]byte(u.Password)), sha256.Sum256([]byte(password))
 		ok = subtle.ConstantTimeCompare(a[:], b[:]) == 1 && password != ""
 	} else {
-		ok = d.verifier.Verify(u.PasswordHash, password, known)
+		ok = d.verifier.VerifyContext(ctx, u.PasswordHash, password, known)
 	}
 	if !ok || !known {
 		d.throttle.fail(ctx, storeOK, keys...)

@@ -31,6 +31,12 @@ func NewPasswordVerifier(limiter *passhash.Limiter) *PasswordVerifier {
 // same time, and is false. A malformed phc also yields false after a dummy
 // run; catch it earlier with passhash.ValidatePasswordHash.
 func (v *PasswordVerifier) Verify(phc string, pw string, known bool) bool {
+	return v.VerifyContext(context.Background(), phc, pw, known)
+}
+
+// VerifyContext is Verify under ctx's trace; ctx does not cut the check
+// short (a wait cut short would tell a timing apart).
+func (v *PasswordVerifier) VerifyContext(ctx context.Context, phc string, pw string, known bool) bool {
 	if v == nil || v.limiter == nil {
 		return false // not from NewPasswordVerifier
 	}
@@ -40,8 +46,9 @@ func (v *PasswordVerifier) Verify(phc string, pw string, known bool) bool {
 			h, usable = parsed, true
 		}
 	}
-	// No context to honour here; waiting for a slot is still better than
-	// letting a login burst allocate 64 MiB per request.
-	ok, _ := v.limiter.Match(context.Background(), h, []byte(pw))
+	// Not cancelled with ctx (only traced under it); waiting for a slot
+	// is still better than letting a login burst allocate 64 MiB per
+	// request.
+	ok, _ := v.limiter.Match(context.WithoutCancel(ctx), h, []byte(pw))
 	return ok && usable && pw != ""
 }

@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/crypto/argon2"
 )
 
@@ -280,6 +282,7 @@ func Dummy() Hash {
 type Limiter struct {
 	slots  chan struct{}
 	derive DeriveFunc
+	tracer trace.Tracer // nil: no spans
 }
 
 // NewLimiter allows slots derivations at once (GOMAXPROCS when slots <= 0).
@@ -294,9 +297,25 @@ func NewLimiter(slots int, derive DeriveFunc) *Limiter {
 	return &Limiter{slots: make(chan struct{}, slots), derive: derive}
 }
 
+// WithTracing returns a limiter that shares l's slots (the bound stays the
+// process's) and records each check as a span of tp. A nil tp returns l.
+func (l *Limiter) WithTracing(tp trace.TracerProvider) *Limiter {
+	if tp == nil {
+		return l
+	}
+	return &Limiter{slots: l.slots, derive: l.derive, tracer: tp.Tracer("github.com/postern-auth/postern/passhash")}
+}
+
 // Match reports whether secret is the one behind h, waiting for a free slot
 // first. An error means ctx ended while waiting; the check did not run.
 func (l *Limiter) Match(ctx context.Context, h Hash, secret []byte) (bool, error) {
+	if l.tracer != nil {
+		// The span covers the wait for a slot too: under a login burst
+		// that wait is where the time goes.
+		var span trace.Span
+		_, span = l.tracer.Start(ctx, "passhash.argon2id", trace.WithAttributes(attribute.Int("argon2.memory_kib", int(h.memory))))
+		defer span.End()
+	}
 	select {
 	case l.slots <- struct{}{}:
 	case <-ctx.Done():

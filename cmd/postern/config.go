@@ -20,6 +20,7 @@ import (
 	"github.com/postern-auth/postern/keys"
 	"github.com/postern-auth/postern/netedge"
 	"github.com/postern-auth/postern/samlsp"
+	"github.com/postern-auth/postern/tracing"
 )
 
 // The server's configuration file is a shell, as in Dex: each block
@@ -56,6 +57,8 @@ type fileConfig struct {
 	// and authz.PortalFileConfig, decoded under their own paths.
 	Registration json.RawMessage `json:"registration"`
 	Portal       json.RawMessage `json:"portal"`
+	// Tracing exports OpenTelemetry spans (tracing.FileConfig); absent: off.
+	Tracing json.RawMessage `json:"tracing"`
 }
 
 // Config is the validated server configuration.
@@ -89,6 +92,8 @@ type Config struct {
 	// Catalog is the API catalogue (apis), OpenAPI documents read by
 	// loadConfig; nil when the file lists no API.
 	Catalog *catalog.Catalog
+	// Tracing: nil when off. Read at start; a reload keeps the first.
+	Tracing *tracing.Config
 	// Warnings are logged at start: development shortcuts that work but must
 	// not reach production.
 	Warnings []string
@@ -137,7 +142,7 @@ const (
 
 func (fc *fileConfig) validate() (*Config, error) {
 	c := &Config{Addr: fc.Addr, AdminListen: fc.AdminListen, DataDir: fc.DataDir}
-	for _, step := range []func(*Config) error{fc.server, fc.tokens, fc.network, fc.clients, fc.users, fc.samlProviders, fc.developers, fc.apis} {
+	for _, step := range []func(*Config) error{fc.server, fc.tokens, fc.network, fc.clients, fc.users, fc.samlProviders, fc.developers, fc.apis, fc.tracing} {
 		if err := step(c); err != nil {
 			return nil, err
 		}
@@ -339,6 +344,11 @@ func (fc *fileConfig) apis(c *Config) error {
 	}
 	var err error
 	c.Catalog, err = catalog.New(apis)
+	return err
+}
+
+func (fc *fileConfig) tracing(c *Config) (err error) {
+	c.Tracing, err = tracing.ParseConfig("tracing", fc.Tracing, tracing.DefaultServerName)
 	return err
 }
 

@@ -62,6 +62,14 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 // runGatewayServer runs the gateway for cfg until ctx ends, applying the
 // configuration reloads asks for.
 func runGatewayServer(ctx context.Context, cfg *gateway.FileConfig, reloads reloadSource[*gateway.FileConfig], log *slog.Logger, stdout io.Writer) error {
+	tp, stopTracing, err := startTracing(cfg.Tracing, log)
+	if err != nil {
+		return err
+	}
+	// Deferred first, so it runs last: the final requests' spans are
+	// flushed once the listeners have drained.
+	defer stopTracing()
+	log = withTraceIDs(log, tp)
 	var collectors []prometheus.Collector
 	if cfg.ACME != nil {
 		c, stopACME, err := startGatewayACME(ctx, cfg, log, stdout)
@@ -72,11 +80,11 @@ func runGatewayServer(ctx context.Context, cfg *gateway.FileConfig, reloads relo
 		collectors = append(collectors, c)
 	}
 	gcfg := cfg.Gateway
-	gw, err := newGateway(cfg, log, collectors)
+	gw, err := newGateway(cfg, log, tp, collectors)
 	if err != nil {
 		return err
 	}
-	rl := &gatewayReloader{ctx: ctx, log: log, load: reloads.load, handler: newSwapHandler(gw), cur: cfg, gw: gw, collectors: collectors}
+	rl := &gatewayReloader{ctx: ctx, log: log, tracer: tp, load: reloads.load, handler: newSwapHandler(gw), cur: cfg, gw: gw, collectors: collectors}
 	defer rl.close()
 	// Before listening: a gateway whose credentials the server refuses
 	// would answer every request with 503, so it does not start. A server

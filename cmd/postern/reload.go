@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/go-retryablehttp"
 	"github.com/ory/fosite"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/postern-auth/postern/authz"
 	"github.com/postern-auth/postern/clients"
@@ -23,6 +24,7 @@ import (
 	"github.com/postern-auth/postern/keys"
 	"github.com/postern-auth/postern/passhash"
 	"github.com/postern-auth/postern/storage"
+	"github.com/postern-auth/postern/storage/storetrace"
 )
 
 // Configuration reload (SIGHUP). The http.Server's handler is a
@@ -104,10 +106,17 @@ type serveBase struct {
 	metrics *prometheus.Registry
 	jwks    fosite.JWKSFetcherStrategy
 	log     *slog.Logger
+	tracer  trace.TracerProvider // nil: tracing off
 }
 
-func newServeBase(ctx context.Context, store storage.Store, km *keys.Manager, secret keys.Secret, log *slog.Logger) *serveBase {
-	argon := passhash.NewLimiter(0, nil)
+// With a tracer, requests' store calls and argon2 checks become spans; the
+// keys manager keeps the store it was given (its calls are not a
+// request's).
+func newServeBase(ctx context.Context, store storage.Store, km *keys.Manager, secret keys.Secret, log *slog.Logger, tp trace.TracerProvider) *serveBase {
+	argon := passhash.NewLimiter(0, nil).WithTracing(tp)
+	if tp != nil {
+		store = storetrace.Wrap(store, tp)
+	}
 	return &serveBase{
 		ctx:    ctx,
 		store:  store,
@@ -121,6 +130,7 @@ func newServeBase(ctx context.Context, store storage.Store, km *keys.Manager, se
 		metrics:  prometheus.NewRegistry(),
 		jwks:     &lazyJWKSFetcher{},
 		log:      log,
+		tracer:   tp,
 	}
 }
 
@@ -181,6 +191,7 @@ func (b *serveBase) build(cfg *Config) (*serveInstance, error) {
 		Portal:                cfg.Portal,
 		RegistrationTokenHash: cfg.RegistrationTokenHash,
 		Catalog:               cfg.Catalog,
+		Tracer:                b.tracer,
 	}, b.store, b.keys)
 	if err != nil {
 		stopSAML()

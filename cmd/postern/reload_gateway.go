@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/postern-auth/postern/gateway"
 )
@@ -66,6 +67,7 @@ func sameServedCertificates(a, b *tls.Config) bool {
 type gatewayReloader struct {
 	ctx     context.Context // the process's: ends at shutdown
 	log     *slog.Logger
+	tracer  trace.TracerProvider // the process's; nil: tracing off
 	load    func() (*gateway.FileConfig, error)
 	handler *swapHandler // the main listener's
 	metrics *swapHandler // the admin listener's /metrics; nil without one
@@ -83,9 +85,10 @@ type retiredGateway struct {
 	closed atomic.Bool
 }
 
-func newGateway(cfg *gateway.FileConfig, log *slog.Logger, collectors []prometheus.Collector) (*gateway.Gateway, error) {
+func newGateway(cfg *gateway.FileConfig, log *slog.Logger, tp trace.TracerProvider, collectors []prometheus.Collector) (*gateway.Gateway, error) {
 	gcfg := cfg.Gateway
 	gcfg.Logger = log
+	gcfg.Tracer = tp
 	gcfg.Collectors = collectors
 	return gateway.New(gcfg)
 }
@@ -138,7 +141,7 @@ func (r *gatewayReloader) reload() bool {
 			"settings", changed)
 		return false
 	}
-	gw, err := newGateway(next, r.log, r.collectors)
+	gw, err := newGateway(next, r.log, r.tracer, r.collectors)
 	if err != nil {
 		r.log.Error("configuration not reloaded; still serving the previous configuration", "error", err)
 		return false

@@ -192,7 +192,7 @@ func newReloadFixture(t *testing.T, config string) *reloadFixture {
 	}
 	cfg.Issuer = reloadTestIssuer
 	ctx, cancel := context.WithCancel(context.Background())
-	base := newServeBase(ctx, st, km, sec, slog.New(slog.NewTextHandler(f.logs, nil)))
+	base := newServeBase(ctx, st, km, sec, slog.New(slog.NewTextHandler(f.logs, nil)), nil)
 	inst, err := base.build(cfg)
 	if err != nil {
 		t.Fatal(err)

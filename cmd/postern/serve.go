@@ -320,6 +320,14 @@ func serve(ctx context.Context, cfg *Config, secretFile string, reloads reloadSo
 	for _, w := range cfg.Warnings {
 		log.Warn(w)
 	}
+	tp, stopTracing, err := startTracing(cfg.Tracing, log)
+	if err != nil {
+		return err
+	}
+	// Deferred first, so it runs last: the spans of the final requests
+	// are flushed once the listener has drained.
+	defer stopTracing()
+	log = withTraceIDs(log, tp)
 	if err := checkSharedSecret(cfg, secretFile); err != nil {
 		return err
 	}
@@ -375,7 +383,7 @@ func serve(ctx context.Context, cfg *Config, secretFile string, reloads reloadSo
 	if cfg.Issuer == "" {
 		cfg.Issuer = scheme + "://" + ln.Addr().String()
 	}
-	base := newServeBase(ctx, store, km, secret, log)
+	base := newServeBase(ctx, store, km, secret, log, tp)
 	if cfg.ACME != nil {
 		stopACME, err := startServeACME(ctx, cfg, store, secret, base.metrics, log, stdout)
 		if err != nil {
