@@ -184,6 +184,12 @@ func New(cfg Config, store storage.Store, keys KeySet) (*Server, error) {
 			scopes[sc] = true
 		}
 	}
+	// The catalogue's scopes are requested by apps registered at runtime.
+	for _, api := range cfg.Catalog.APIs() {
+		for _, sc := range api.Scopes {
+			scopes[sc.Name] = true
+		}
+	}
 	for sc := range scopes {
 		s.scopes = append(s.scopes, sc)
 	}

@@ -95,12 +95,15 @@ func jsonBody(t *testing.T, v any) []byte {
 }
 
 func TestRegistrationEndpoint(t *testing.T) {
-	f := newRegistrationFixture(t, "")
+	f := newRegistrationFixture(t, `, "apis": [{"id": "orders", "name": "Orders", "base_url": "https://api.example.com/orders", "scopes": {"orders.read": "See your orders"}}]`)
 	disc := getJSON(t, f.srv.URL+"/.well-known/openid-configuration")
+	if !strings.Contains(fmt.Sprint(disc["scopes_supported"]), "orders.read") {
+		t.Errorf("scopes_supported lacks the catalogue's scopes: %v", disc["scopes_supported"])
+	}
 	if disc["registration_endpoint"] != f.srv.URL+"/oauth2/register" {
 		t.Errorf("discovery registration_endpoint = %v", disc["registration_endpoint"])
 	}
-	service := jsonBody(t, map[string]any{"client_name": "Nightly export", "grant_types": []string{"client_credentials"}})
+	service := jsonBody(t, map[string]any{"client_name": "Nightly export", "grant_types": []string{"client_credentials"}, "scope": "orders.read"})
 
 	t.Run("initial access token", func(t *testing.T) {
 		for _, c := range []struct {
@@ -168,13 +171,13 @@ func TestRegistrationEndpoint(t *testing.T) {
 		if body["registration_client_uri"] != f.srv.URL+"/oauth2/register/"+id || body["token_endpoint_auth_method"] != "client_secret_basic" {
 			t.Errorf("registration answer: %v", body)
 		}
-		conf := clientcredentials.Config{ClientID: id, ClientSecret: secret, TokenURL: f.srv.URL + "/oauth2/token"}
+		conf := clientcredentials.Config{ClientID: id, ClientSecret: secret, TokenURL: f.srv.URL + "/oauth2/token", Scopes: []string{"orders.read"}}
 		tok, err := conf.Token(context.Background())
 		if err != nil {
 			t.Fatalf("client credentials with the registered client: %v", err)
 		}
 		info := introspectAs(t, f.srv.URL, "rs", f.rsSecret, tok.AccessToken)
-		if info["active"] != true || info["client_id"] != id {
+		if info["active"] != true || info["client_id"] != id || info["scope"] != "orders.read" {
 			t.Errorf("introspection of the registered client's token: %v", info)
 		}
 		if bad := (clientcredentials.Config{ClientID: id, ClientSecret: secret + "x", TokenURL: f.srv.URL + "/oauth2/token"}); true {
