@@ -99,6 +99,13 @@ func (s *Server) introspection(use fosite.TokenUse, ar fosite.AccessRequester) m
 	if scopes := ar.GetGrantedScopes(); len(scopes) > 0 {
 		out["scope"] = strings.Join(scopes, " ")
 	}
+	// The client was looked up as the token was read, so a subscription
+	// changed since issue shows here at once. A user claim of that name
+	// must not pass for it: the gateway rate-limits by it.
+	delete(out, claimTier)
+	if tier := clientTier(ar.GetClient()); tier != "" {
+		out[claimTier] = tier
+	}
 	if !ar.GetRequestedAt().IsZero() {
 		out["iat"] = ar.GetRequestedAt().Unix()
 	}

@@ -93,6 +93,13 @@ func (j *jwtStrategy) GenerateAccessToken(_ context.Context, req fosite.Requeste
 	if scopes := req.GetGrantedScopes(); len(scopes) > 0 {
 		claims["scope"] = strings.Join(scopes, " ")
 	}
+	// Fixed at issue, like the scope: a gateway validating locally cannot
+	// ask again. A user claim of that name must not pass for it: the
+	// gateway rate-limits by it.
+	delete(claims, claimTier)
+	if tier := clientTier(req.GetClient()); tier != "" {
+		claims[claimTier] = tier
+	}
 	payload, err := json.Marshal(claims)
 	if err != nil {
 		return "", "", fmt.Errorf("jwt access token claims: %w", err)

@@ -49,7 +49,9 @@ type Config struct {
 	Cache           CacheConfig
 	JWKS            JWKSConfig
 	// Tiers are named rate limits; ClientTiers puts a client in one. A
-	// client without a tier gets its route's Tier; no tier means no limit.
+	// client not in ClientTiers gets the tier its token names (the server's
+	// API catalogue) when Tiers defines it, else its route's Tier; no tier
+	// means no limit.
 	Tiers       map[string]Tier
 	ClientTiers map[string]string
 	Routes      []Route

@@ -22,7 +22,7 @@ type Gateway struct {
 	validator     *validator
 	limiter       *limiter
 	preflightTier *tierState // per client address, for CORS preflights
-	clientTiers   map[string]*tierState
+	tiers         *tierChooser
 	fwd           *forwardedPolicy
 	protected     protectedHeaders
 	claimHeaders  map[string]string // claim → canonical header
@@ -81,7 +81,6 @@ func New(cfg Config) (*Gateway, error) {
 		fwd:              fwd,
 		protected:        newProtectedHeaders(cfg.ClaimHeaders),
 		claimHeaders:     map[string]string{},
-		clientTiers:      map[string]*tierState{},
 		limiter:          newLimiter(defaultMaxRateLimitKeys, now),
 		preflightTier:    newTierState("cors-preflight", preflightLimit),
 		authClient:       client,
@@ -103,9 +102,7 @@ func New(cfg Config) (*Gateway, error) {
 	for name, t := range cfg.Tiers {
 		tiers[name] = newTierState(name, t)
 	}
-	for clientID, tier := range cfg.ClientTiers {
-		g.clientTiers[clientID] = tiers[tier]
-	}
+	g.tiers = newTierChooser(tiers, cfg.ClientTiers, log)
 	for _, r := range cfg.Routes {
 		rt := &route{Route: r, prefix: normalizePrefix(r.PathPrefix), tier: tiers[r.Tier]}
 		rt.label = rt.prefix
@@ -293,9 +290,7 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request) (label, clientI
 		}
 		st.id = id
 		caller = id.ClientID
-		if t, ok := g.clientTiers[id.ClientID]; ok {
-			tier = t
-		}
+		tier = g.tiers.choose(rt, id)
 	} else if tier != nil {
 		caller = "ip:" + g.fwd.clientIP(r)
 	}
@@ -307,6 +302,7 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request) (label, clientI
 			return rt.label, clientLabel(st.id)
 		}
 		st.rateLimit = true
+		st.tier = tier.name
 	}
 	if st.id != nil && !st.id.hasScopes(rt.Scopes) {
 		g.challenge(w, http.StatusForbidden, "insufficient_scope", "The token lacks a scope this route requires.", rt.scopeStr)

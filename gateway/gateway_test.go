@@ -114,6 +114,8 @@ func TestProxyIdentityHeaders(t *testing.T) {
 		"X-Forwarded-Prefix":        "/evil",
 		"Connection":                "X-Authenticated-Client-Id",
 		"X-Authenticated-Client-Id": "mallory",
+		"X-Authenticated-Tier":      "platinum",
+		"X_Authenticated_Tier":      "platinum",
 	})
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("status %d: %s", resp.StatusCode, body)
@@ -132,7 +134,7 @@ func TestProxyIdentityHeaders(t *testing.T) {
 			t.Errorf("%s = %q, want [%q]", k, got, v)
 		}
 	}
-	for _, k := range []string{"X-Authenticated-Userid", "X_authenticated_userid", "X-Authenticated-Email", "Authorization", "X-Forwarded-Host", "X-Forwarded-Prefix", "X-Forwarded-For"} {
+	for _, k := range []string{"X-Authenticated-Userid", "X_authenticated_userid", "X-Authenticated-Tier", "X_authenticated_tier", "X-Authenticated-Email", "Authorization", "X-Forwarded-Host", "X-Forwarded-Prefix", "X-Forwarded-For"} {
 		if v, ok := e.Headers[k]; ok {
 			t.Errorf("backend received %s: %q", k, v)
 		}

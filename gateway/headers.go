@@ -11,6 +11,7 @@ const (
 	HeaderUserID    = "X-Authenticated-Userid"
 	HeaderScope     = "X-Authenticated-Scope"
 	HeaderClientID  = "X-Authenticated-Client-Id"
+	HeaderTier      = "X-Authenticated-Tier"
 	HeaderForwarded = "Forwarded"
 )
 
@@ -40,7 +41,7 @@ type protectedHeaders map[string]bool
 
 func newProtectedHeaders(claimHeaders map[string]string) protectedHeaders {
 	p := protectedHeaders{}
-	for _, h := range []string{HeaderUserID, HeaderScope, HeaderClientID} {
+	for _, h := range []string{HeaderUserID, HeaderScope, HeaderClientID, HeaderTier} {
 		p[http.CanonicalHeaderKey(h)] = true
 	}
 	for _, h := range forwardingHeaders {
@@ -70,9 +71,14 @@ func (p protectedHeaders) strip(h http.Header) {
 
 // setIdentity writes the identity headers for id. X-Authenticated-Userid
 // is absent for client-credentials tokens: no user is involved.
-func setIdentity(h http.Header, id *Identity, claimHeaders map[string]string) {
+// X-Authenticated-Tier is the tier the request was limited in, which may
+// be the route's rather than the one the token names.
+func setIdentity(h http.Header, id *Identity, tier string, claimHeaders map[string]string) {
 	if id.Subject != "" {
 		h[HeaderUserID] = []string{id.Subject}
+	}
+	if tier != "" {
+		h[HeaderTier] = []string{tier}
 	}
 	h[HeaderScope] = []string{id.Scope}
 	h[HeaderClientID] = []string{id.ClientID}
@@ -122,7 +128,7 @@ func CheckClaimHeader(name string) error {
 	if reservedHeaders[c] {
 		return errors.New("header " + c + " cannot carry a claim")
 	}
-	if c == HeaderUserID || c == HeaderScope || c == HeaderClientID {
+	if c == HeaderUserID || c == HeaderScope || c == HeaderClientID || c == HeaderTier {
 		return errors.New("header " + c + " is set by the gateway itself")
 	}
 	for _, f := range forwardingHeaders {

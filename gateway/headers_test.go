@@ -16,6 +16,8 @@ func TestStripProtectedHeaders(t *testing.T) {
 		"X_Authenticated_Userid: underscore\r\n" +
 		"x_authenticated-client_id: mixed\r\n" +
 		"X-Authenticated-Scope: admin\r\n" +
+		"x-authenticated-tier: gold\r\n" +
+		"X_Authenticated_Tier: gold\r\n" +
 		"forwarded: for=1.2.3.4;host=evil\r\n" +
 		"X-Forwarded-For: 1.2.3.4\r\n" +
 		"x-forwarded-host: evil\r\n" +
@@ -54,9 +56,12 @@ func TestStripProtectedHeaders(t *testing.T) {
 func TestSetIdentity(t *testing.T) {
 	h := http.Header{}
 	id := newIdentity("", "billing", "read write", timeZero)
-	setIdentity(h, id, nil)
+	setIdentity(h, id, "", nil)
 	if _, ok := h[HeaderUserID]; ok {
 		t.Error("client-credentials identity set X-Authenticated-Userid")
+	}
+	if _, ok := h[HeaderTier]; ok {
+		t.Error("identity limited in no tier set X-Authenticated-Tier")
 	}
 	if h.Get(HeaderClientID) != "billing" || h.Get(HeaderScope) != "read write" {
 		t.Errorf("headers = %v", h)
@@ -64,15 +69,15 @@ func TestSetIdentity(t *testing.T) {
 	h = http.Header{}
 	id = newIdentity("alice", "spa", "read", timeZero)
 	id.Claims = map[string]string{"email": "alice@example.com"}
-	setIdentity(h, id, map[string]string{"email": "X-Authenticated-Email", "name": "X-Authenticated-Name"})
-	if h.Get(HeaderUserID) != "alice" || h.Get("X-Authenticated-Email") != "alice@example.com" || h.Get("X-Authenticated-Name") != "" {
+	setIdentity(h, id, "gold", map[string]string{"email": "X-Authenticated-Email", "name": "X-Authenticated-Name"})
+	if h.Get(HeaderUserID) != "alice" || h.Get(HeaderTier) != "gold" || h.Get("X-Authenticated-Email") != "alice@example.com" || h.Get("X-Authenticated-Name") != "" {
 		t.Errorf("headers = %v", h)
 	}
 }
 
 func TestCheckClaimHeader(t *testing.T) {
 	ok := []string{"X-Authenticated-Email", "x-user-name"}
-	bad := []string{"", "X Email", "X_Email", "Authorization", "host", "X-Authenticated-Userid", "forwarded", "X-Forwarded-For", "Cookie", "X-Email:"}
+	bad := []string{"", "X Email", "X_Email", "Authorization", "host", "X-Authenticated-Userid", "x-authenticated-tier", "forwarded", "X-Forwarded-For", "Cookie", "X-Email:"}
 	for _, h := range ok {
 		if err := CheckClaimHeader(h); err != nil {
 			t.Errorf("CheckClaimHeader(%q) = %v", h, err)

@@ -25,6 +25,10 @@ type Identity struct {
 	// client whose tokens issued up to some instant were ended.
 	GrantID  string
 	IssuedAt time.Time
+	// Tier is the rate-limit tier the server names for the token's client
+	// (its API subscriptions); "" when it names none. The gateway applies
+	// it only if its own configuration defines a tier of that name.
+	Tier string
 }
 
 func newIdentity(sub, clientID, scope string, exp time.Time) *Identity {

@@ -123,6 +123,7 @@ func (in *introspector) parse(body []byte) (*Identity, error) {
 	id := newIdentity(sub, clientID, str("scope"), exp)
 	id.Claims = pickClaims(m, in.claimHeaders)
 	id.GrantID = str("grant_id")
+	id.Tier = str("tier")
 	if n, ok := m["iat"].(json.Number); ok {
 		if secs, err := n.Int64(); err == nil {
 			id.IssuedAt = time.Unix(secs, 0)

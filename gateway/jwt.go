@@ -104,6 +104,7 @@ func (v *jwtVerifier) verify(ctx context.Context, token string) (*Identity, erro
 	id := newIdentity(sub, clientID, scope, std.Expiry.Time())
 	id.Claims = pickClaims(all, v.claimHeaders)
 	id.GrantID, _ = all["grant_id"].(string)
+	id.Tier, _ = all["tier"].(string)
 	if std.IssuedAt != nil {
 		id.IssuedAt = std.IssuedAt.Time()
 	}

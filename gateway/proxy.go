@@ -20,7 +20,8 @@ type proxyState struct {
 	route     *route
 	id        *Identity // nil on public routes
 	forwarded string
-	rateLimit bool // RateLimit-* headers are ours; drop the backend's
+	rateLimit bool   // RateLimit-* headers are ours; drop the backend's
+	tier      string // the tier applied, "" for none
 	start     time.Time
 }
 
@@ -107,7 +108,7 @@ func (g *Gateway) rewrite(rt *route) func(*httputil.ProxyRequest) {
 			out.SetBasicAuth(rt.BasicAuth.Username, rt.BasicAuth.Password)
 		}
 		if st.id != nil {
-			setIdentity(h, st.id, g.claimHeaders)
+			setIdentity(h, st.id, st.tier, g.claimHeaders)
 		}
 		h[HeaderForwarded] = []string{st.forwarded}
 		if g.tracer != nil {
