@@ -124,8 +124,8 @@ func TestBrowserPortal(t *testing.T) {
 	// gold tier, learnt from introspection, lets all of these through.
 	for i := range 3 {
 		seen := gwSeen(t, gw.URL+"/orders/v1/orders", tok.AccessToken, nil)
-		if seen.ClientID != appID || seen.Headers["X-Authenticated-Tier"] != "gold" {
-			t.Fatalf("request %d: the backend saw client %q tier %q, want %s and gold", i, seen.ClientID, seen.Headers["X-Authenticated-Tier"], appID)
+		if seen.ClientID != appID || seen.Headers["x-authenticated-tier"] != "gold" {
+			t.Fatalf("request %d: the backend saw client %q tier %q, want %s and gold", i, seen.ClientID, seen.Headers["x-authenticated-tier"], appID)
 		}
 	}
 
