@@ -137,6 +137,16 @@ func (s feedStore) AppendRevocation(ctx context.Context, r storage.Revocation) (
 	return out, err
 }
 
+// DeleteClient (a runtime client deleted) records a client event with the
+// deletion when the client had live access tokens.
+func (s feedStore) DeleteClient(ctx context.Context, id string) (int, error) {
+	n, err := s.Store.DeleteClient(ctx, id)
+	if err == nil && n > 0 {
+		s.hub.signal()
+	}
+	return n, err
+}
+
 // RevocationNotices passes on the store's notices of revocations other
 // processes commit (storage.RevocationNotifier), if it gives any.
 func (s feedStore) RevocationNotices() <-chan struct{} {

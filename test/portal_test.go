@@ -89,7 +89,6 @@ func portalSignIn(t *testing.T, srvURL, user, pass string) (*browser, page) {
 }
 
 var (
-	appLink     = regexp.MustCompile(`href="/portal/apps/(app-[A-Za-z0-9_-]+)"`)
 	secretField = regexp.MustCompile(`id="client-secret" type="text" readonly value="([^"]+)"`)
 )
 
