@@ -11,29 +11,35 @@ import (
 // Browser apps (public clients: a single-page app has no secret to keep)
 // call the token, userinfo, revocation, discovery and JWKS endpoints with
 // fetch from their own origin, so those endpoints answer CORS. Only the
-// origins of public clients' registered redirect URIs are allowed: those
-// are the pages the server already sends codes to. Credentials are never
-// allowed: these endpoints authenticate by form parameters and bearer
-// tokens, never by the session cookie, and a response readable with
-// cookies would let any allowed page act on the user's sign-in session.
+// origins of public clients' redirect URIs (configured or registered at
+// runtime) are allowed: those are the pages the server already sends codes
+// to. Credentials are never allowed: these endpoints authenticate by form
+// parameters and bearer tokens, never by the session cookie, and a
+// response readable with cookies would let any allowed page act on the
+// user's sign-in session.
 
 // corsOrigins is the set of origins (scheme://host[:port]) of the public
-// clients' redirect URIs.
+// clients' redirect URIs in the configuration; registered clients' are in
+// cors_registered.go.
 func corsOrigins(cs map[string]*clients.Client) map[string]bool {
 	out := map[string]bool{}
 	for _, c := range cs {
-		if !c.IsPublic() {
-			continue
-		}
-		for _, raw := range c.RedirectURIs {
-			u, err := url.Parse(raw)
-			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				continue // a native app's custom scheme has no web origin
-			}
-			out[strings.ToLower(u.Scheme+"://"+u.Host)] = true
+		if c.IsPublic() {
+			addWebOrigins(out, c.RedirectURIs)
 		}
 	}
 	return out
+}
+
+// addWebOrigins adds the origins of the http(s) redirect URIs to set.
+func addWebOrigins(set map[string]bool, redirectURIs []string) {
+	for _, raw := range redirectURIs {
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			continue // a native app's custom scheme has no web origin
+		}
+		set[strings.ToLower(u.Scheme+"://"+u.Host)] = true
+	}
 }
 
 // withCORS wraps an endpoint a browser app calls cross-origin. A preflight
@@ -49,7 +55,8 @@ func (s *Server) withCORS(methods string, h http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 		w.Header().Add("Vary", "Origin")
-		allowed := s.corsOrigins[strings.ToLower(origin)]
+		lower := strings.ToLower(origin)
+		allowed := s.corsOrigins[lower] || s.regOrigins.allowed(r.Context(), lower)
 		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 			if !allowed {
 				writeJSONError(w, http.StatusForbidden, "invalid_request", "Origin not allowed.")

@@ -452,6 +452,7 @@ func (s *Server) handlePortalDelete(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		var n int
 		n, err = s.store.DeleteClient(ctx, id)
+		s.regOrigins.changed()
 		if err == nil {
 			reg, _ := clients.DecodeRegistration(rec.Data)
 			s.audit(r, "app_deleted", user.Subject, id, reg.Name)

@@ -153,6 +153,7 @@ func (s *Server) handleRegisteredClient(w http.ResponseWriter, r *http.Request) 
 		writeRegistration(w, http.StatusOK, s.registrationAnswer(rec.ID, rec.CreatedAt, reg))
 	case http.MethodDelete:
 		n, err := s.store.DeleteClient(ctx, id)
+		s.regOrigins.changed()
 		if err != nil && !errors.Is(err, storage.ErrNotFound) {
 			s.registrationFailure(w, r, err)
 			return
@@ -194,6 +195,7 @@ func (s *Server) handleRegisteredClient(w http.ResponseWriter, r *http.Request) 
 			saved = next
 			return c, nil
 		})
+		s.regOrigins.changed() // the redirect URIs may have changed
 		if err != nil {
 			s.registrationFailure(w, r, err)
 			return
@@ -354,6 +356,7 @@ func (s *Server) createRegisteredClient(ctx context.Context, owner string, apis 
 		if err != nil {
 			return storage.Client{}, fmt.Errorf("store client: %w", err)
 		}
+		s.regOrigins.changed()
 		return rec, nil
 	}
 	return storage.Client{}, errors.New("store client: no free client ID")

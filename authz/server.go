@@ -115,7 +115,11 @@ type Server struct {
 
 	feed *feedHub // the revocation feed's streams (feed.go)
 
-	corsOrigins map[string]bool // browser apps' origins (cors.go)
+	corsOrigins map[string]bool // configured browser apps' origins (cors.go)
+	// regOrigins: registered browser apps' (cors_registered.go); a
+	// handler that creates, deletes or re-points a registered client
+	// calls its changed.
+	regOrigins *registeredOrigins
 
 	// directory finds clients in the configuration and the store.
 	directory *clientDirectory
@@ -195,6 +199,7 @@ func New(cfg Config, store storage.Store, keys KeySet) (*Server, error) {
 	}
 	sort.Strings(s.scopes)
 	s.corsOrigins = corsOrigins(s.clients)
+	s.regOrigins = newRegisteredOrigins(store, s.clients, s.log, cfg.Now)
 	s.directory = newClientDirectory(s.clients, store, catalogGrants{cfg.Catalog}, cfg.Lifetimes, cfg.Now)
 	s.fs = &fositeStore{store: store, clients: s.directory, lifetime: cfg.Lifetimes, now: cfg.Now, cache: newDecodeCache(4096)}
 	if len(cfg.RetryKey) > 0 {

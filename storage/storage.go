@@ -280,11 +280,14 @@ type Store interface {
 	// error is returned wrapped and nothing changes; fn may not change ID,
 	// Owner or CreatedAt (the store keeps the old ones); ErrNotFound when
 	// there is no such client. ListClients returns an owner's clients,
-	// oldest first (by CreatedAt, then ID).
+	// oldest first (by CreatedAt, then ID). AllClients returns every
+	// registered client, of every owner, ordered by ID (bytewise); it reads
+	// them all, so it is for a rare scan (the CORS origins), not a request.
 	CreateClient(ctx context.Context, c Client) error
 	GetClient(ctx context.Context, id string) (Client, error)
 	UpdateClient(ctx context.Context, id string, fn func(Client) (Client, error)) (Client, error)
 	ListClients(ctx context.Context, owner string) ([]Client, error)
+	AllClients(ctx context.Context) ([]Client, error)
 	// DeleteClient removes a client and every token issued to it in one
 	// transaction and reports how many tokens it removed; when one of them
 	// was an unexpired access token it records a RevokedClient event in the

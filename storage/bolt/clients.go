@@ -173,6 +173,27 @@ func (s *Store) ListClients(ctx context.Context, owner string) ([]storage.Client
 	return out, nil
 }
 
+// AllClients implements storage.Store. Keys are length-prefixed, so the
+// bucket's order is not the ID order: sorted after the scan.
+func (s *Store) AllClients(ctx context.Context) ([]storage.Client, error) {
+	var out []storage.Client
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketRegClients).ForEach(func(_, v []byte) error {
+			cl, err := decodeClient(v)
+			if err != nil {
+				return err
+			}
+			out = append(out, cl)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list every client: %w", err)
+	}
+	slices.SortFunc(out, func(a, b storage.Client) int { return cmp.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
 // DeleteClient implements storage.Store. The count includes expired
 // records of the client that the sweeper had not yet removed, as
 // RevokeGrant's does.

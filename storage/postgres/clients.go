@@ -131,6 +131,23 @@ ORDER BY created_ns NULLS FIRST, id`, bin(owner))
 	return out, nil
 }
 
+// AllClients implements storage.Store; bytea sorts IDs bytewise, as Go
+// compares strings.
+func (s *Store) AllClients(ctx context.Context) ([]storage.Client, error) {
+	const what = "list every client"
+	bctx, cancel := s.bound(ctx)
+	defer cancel()
+	rows, err := s.pool.Query(bctx, `SELECT `+clientCols+` FROM clients ORDER BY id`)
+	if err != nil {
+		return nil, s.fail(ctx, what, err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (storage.Client, error) { return scanClient(r) })
+	if err != nil {
+		return nil, s.fail(ctx, what, err)
+	}
+	return out, nil
+}
+
 // DeleteClient implements storage.Store, as one transaction. The client's
 // row goes first: a concurrent DeleteClient waits on it and then finds
 // nothing. The count includes expired records of the client that the

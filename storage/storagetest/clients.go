@@ -268,6 +268,58 @@ func testListClients(t *testing.T, s storage.Store) {
 	checkClient(t, got[3], client("a3", "alice", t0.Add(2*time.Hour)))
 }
 
+// AllClients lists every owner's clients, the empty owner's too, by ID
+// bytewise (not by length or creation), as stored now: an update shows, a
+// deleted client is gone.
+func testAllClients(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	checkAll := func(want ...storage.Client) {
+		t.Helper()
+		got, err := s.AllClients(ctx)
+		if err != nil {
+			t.Fatalf("AllClients: %v", err)
+		}
+		if ids, wantIDs := clientIDs(got), clientIDs(want); !slices.Equal(ids, wantIDs) {
+			t.Fatalf("AllClients = %q, want %q", ids, wantIDs)
+		}
+		for i := range want {
+			checkClient(t, got[i], want[i])
+		}
+	}
+	checkAll()
+
+	t0 := base()
+	// IDs whose order differs from their lengths' and their creation's.
+	b := client("b", "bob", t0.Add(-time.Hour))
+	aa := client("aa", "alice", t0)
+	a0 := client("a\x00", "", t0.Add(time.Hour))
+	zz := client("zz", "", t0)
+	bare := storage.Client{ID: "a\xff"}
+	mustCreateClient(t, s, zz, b, bare, aa, a0)
+	checkAll(a0, aa, bare, b, zz)
+
+	updated, err := s.UpdateClient(ctx, "aa", func(c storage.Client) (storage.Client, error) {
+		c.Data = []byte(`{"client_name":"renamed"}`)
+		c.APIs = nil
+		return c, nil
+	})
+	if err != nil {
+		t.Fatalf("UpdateClient: %v", err)
+	}
+	for _, id := range []string{"b", "a\x00"} {
+		if _, err := s.DeleteClient(ctx, id); err != nil {
+			t.Fatalf("DeleteClient(%q): %v", id, err)
+		}
+	}
+	checkAll(updated, bare, zz)
+	for _, id := range []string{"a\xff", "aa", "zz"} {
+		if _, err := s.DeleteClient(ctx, id); err != nil {
+			t.Fatalf("DeleteClient(%q): %v", id, err)
+		}
+	}
+	checkAll()
+}
+
 // DeleteClient removes the client and every token issued to it, of every
 // kind and grant, and tells the caches when a live access token was among
 // them.

@@ -100,6 +100,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"UpdateClient", testUpdateClient},
 		{"UpdateClientConcurrent", testUpdateClientConcurrent},
 		{"ListClients", testListClients},
+		{"AllClients", testAllClients},
 		{"DeleteClient", testDeleteClient},
 		{"DeleteClientRetry", testDeleteClientRetry},
 	}
