@@ -239,6 +239,10 @@ func (s *store) ListClients(ctx context.Context, owner string) ([]storage.Client
 	return call1(s, ctx, "ListClients", func(ctx context.Context) ([]storage.Client, error) { return s.next.ListClients(ctx, owner) })
 }
 
+func (s *store) AllClients(ctx context.Context) ([]storage.Client, error) {
+	return call1(s, ctx, "AllClients", func(ctx context.Context) ([]storage.Client, error) { return s.next.AllClients(ctx) })
+}
+
 func (s *store) DeleteClient(ctx context.Context, id string) (int, error) {
 	return call1(s, ctx, "DeleteClient", func(ctx context.Context) (int, error) { return s.next.DeleteClient(ctx, id) })
 }
