@@ -31,8 +31,8 @@ func TestBrowserPortal(t *testing.T) {
 	gwCfg, err := json.Marshal(map[string]any{
 		"listen": "127.0.0.1:0", "admin_listen": "127.0.0.1:0",
 		"issuer": srv.URL, "client_id": "rs", "client_secret": "${GATEWAY_CLIENT_SECRET}",
-		"cache": map[string]any{"ttl": "1h", "negative_ttl": "1s"},
-		"tiers": map[string]any{"bronze": map[string]any{"requests": 1, "per": "1h", "burst": 1}, "gold": map[string]any{"requests": 1000, "per": "1s"}},
+		"cache":  map[string]any{"ttl": "1h", "negative_ttl": "1s"},
+		"tiers":  map[string]any{"bronze": map[string]any{"requests": 1, "per": "1h", "burst": 1}, "gold": map[string]any{"requests": 1000, "per": "1s"}},
 		"routes": []any{map[string]any{"path_prefix": "/orders/v1", "upstream": backend.URL, "strip_prefix": true, "scopes": []string{"orders.read"}, "tier": "bronze"}},
 	})
 	if err != nil {
