@@ -12,6 +12,7 @@ import (
 
 	"github.com/postern-auth/postern/clients"
 	"github.com/postern-auth/postern/storage"
+	"github.com/postern-auth/postern/tracing"
 )
 
 // handleIntrospect is RFC 7662. The caller must authenticate as a
@@ -24,7 +25,7 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	setSpanAttributes(ctx, attrClientID.String(caller.ID))
+	setSpanAttributes(ctx, tracing.AttrClientID.String(caller.ID))
 	sess := newSession()
 	use, ar, err := s.provider.IntrospectToken(ctx, token, fosite.TokenUse(r.PostForm.Get("token_type_hint")), sess)
 	if errors.Is(err, storage.ErrUnavailable) {
@@ -38,7 +39,7 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")
 	if err != nil {
-		setSpanAttributes(ctx, attrActive.Bool(false))
+		setSpanAttributes(ctx, tracing.AttrActive.Bool(false))
 		if !errors.Is(err, fosite.ErrNotFound) && !errors.Is(err, fosite.ErrTokenExpired) && !errors.Is(err, fosite.ErrInactiveToken) {
 			s.log.DebugContext(ctx, "introspection: token inactive", "reason", fosite.ErrorToRFC6749Error(err).GetDescription())
 		}
@@ -49,11 +50,11 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		// Only resource servers may look into other clients' tokens: an
 		// ordinary client must not become an oracle for every token and
 		// its user's claims (RFC 7662 §4).
-		setSpanAttributes(ctx, attrActive.Bool(false))
+		setSpanAttributes(ctx, tracing.AttrActive.Bool(false))
 		_, _ = w.Write([]byte(`{"active":false}` + "\n"))
 		return
 	}
-	setSpanAttributes(ctx, attrActive.Bool(true))
+	setSpanAttributes(ctx, tracing.AttrActive.Bool(true))
 	out := s.introspection(use, ar)
 	out["jti"] = tokenID(token, use)
 	_ = json.NewEncoder(w).Encode(out)

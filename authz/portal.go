@@ -329,18 +329,24 @@ func (s *Server) appNotFound(w http.ResponseWriter) {
 	s.renderError(w, http.StatusNotFound, "Not found", "You have no such app.")
 }
 
+// appError answers a failed operation on an app: gone (or never the
+// developer's) is a 404, anything else the store's failure.
+func (s *Server) appError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, storage.ErrNotFound) {
+		s.appNotFound(w)
+		return
+	}
+	s.portalFailure(w, r, err)
+}
+
 func (s *Server) handlePortalApp(w http.ResponseWriter, r *http.Request) {
 	user := s.portalGet(w, r)
 	if user == nil {
 		return
 	}
 	rec, err := s.loadApp(r.Context(), user, mux.Vars(r)["id"])
-	switch {
-	case errors.Is(err, storage.ErrNotFound):
-		s.appNotFound(w)
-		return
-	case err != nil:
-		s.portalFailure(w, r, err)
+	if err != nil {
+		s.appError(w, r, err)
 		return
 	}
 	s.showApp(w, r, user, rec, "", http.StatusOK)
@@ -392,11 +398,7 @@ func (s *Server) handlePortalRotate(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	id := mux.Vars(r)["id"]
 	if _, err := s.loadApp(ctx, user, id); err != nil {
-		if errors.Is(err, storage.ErrNotFound) {
-			s.appNotFound(w)
-		} else {
-			s.portalFailure(w, r, err)
-		}
+		s.appError(w, r, err)
 		return
 	}
 	secret, hash, err := newHashedSecret()
@@ -486,11 +488,7 @@ func (s *Server) handlePortalSubscribe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if _, err := s.loadApp(ctx, user, id); err != nil {
-		if errors.Is(err, storage.ErrNotFound) {
-			s.appNotFound(w)
-		} else {
-			s.portalFailure(w, r, err)
-		}
+		s.appError(w, r, err)
 		return
 	}
 	_, err := s.store.UpdateClient(ctx, id, func(c storage.Client) (storage.Client, error) {
@@ -507,12 +505,8 @@ func (s *Server) handlePortalSubscribe(w http.ResponseWriter, r *http.Request) {
 	if err == nil && !subscribe {
 		err = s.revokeScopes(ctx, id, api)
 	}
-	switch {
-	case errors.Is(err, storage.ErrNotFound):
-		s.appNotFound(w)
-		return
-	case err != nil:
-		s.portalFailure(w, r, err)
+	if err != nil {
+		s.appError(w, r, err)
 		return
 	}
 	typ, done := "app_subscribed", "subscribed"

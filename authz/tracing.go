@@ -21,15 +21,9 @@ import (
 // (introspection: active or not); store calls, argon2 checks and the rest
 // are child spans made by their own parts.
 
-// Span attribute keys.
-const (
-	attrMethod    = attribute.Key("http.request.method")
-	attrStatus    = attribute.Key("http.response.status_code")
-	attrGrantType = attribute.Key("oauth.grant_type")
-	attrClientID  = attribute.Key("oauth.client_id")
-	attrOutcome   = attribute.Key("oauth.outcome")
-	attrActive    = attribute.Key("oauth.introspection.active")
-)
+// attrGrantType is the server's own span attribute; the ones the gateway
+// shares are tracing's.
+const attrGrantType = attribute.Key("oauth.grant_type")
 
 // startSpan opens the request's span under the caller's traceparent, if
 // it sent one. Without a tracer it returns r unchanged and a nil span.
@@ -39,7 +33,7 @@ func (s *Server) startSpan(endpoint string, r *http.Request) (*http.Request, tra
 	}
 	ctx := tracing.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 	ctx, span := s.tracer.Start(ctx, endpoint, trace.WithSpanKind(trace.SpanKindServer),
-		trace.WithAttributes(attrMethod.String(r.Method)))
+		trace.WithAttributes(tracing.AttrMethod.String(r.Method)))
 	return r.WithContext(ctx), span
 }
 
@@ -51,7 +45,7 @@ func endSpan(span trace.Span, r *http.Request, rec *statusRecorder) {
 	if span == nil {
 		return
 	}
-	attrs := []attribute.KeyValue{attrStatus.Int(rec.status)}
+	attrs := []attribute.KeyValue{tracing.AttrStatus.Int(rec.status)}
 	if g := r.PostForm.Get("grant_type"); g != "" {
 		attrs = append(attrs, attrGrantType.String(g))
 	}
@@ -60,7 +54,7 @@ func endSpan(span trace.Span, r *http.Request, rec *statusRecorder) {
 		client = r.URL.Query().Get("client_id")
 	}
 	if client != "" {
-		attrs = append(attrs, attrClientID.String(client))
+		attrs = append(attrs, tracing.AttrClientID.String(client))
 	}
 	outcome := rec.outcome
 	switch {
@@ -70,7 +64,7 @@ func endSpan(span trace.Span, r *http.Request, rec *statusRecorder) {
 	default:
 		outcome = http.StatusText(rec.status)
 	}
-	attrs = append(attrs, attrOutcome.String(outcome))
+	attrs = append(attrs, tracing.AttrOutcome.String(outcome))
 	if rec.status >= 500 {
 		span.SetStatus(codes.Error, outcome)
 	}

@@ -6,9 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -89,7 +87,7 @@ func (c *Catalog) ReadOpenAPI(configDir string) (*Catalog, error) {
 // ReadDocument reads and checks the OpenAPI or Swagger document at file.
 // Its errors name the file.
 func ReadDocument(file string) (*Document, error) {
-	raw, err := readBounded(file, MaxOpenAPIBytes)
+	raw, err := confjson.ReadFileBounded(file, MaxOpenAPIBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -98,22 +96,6 @@ func ReadDocument(file string) (*Document, error) {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
 	return doc, nil
-}
-
-func readBounded(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	raw, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	if int64(len(raw)) > limit {
-		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
-	}
-	return raw, nil
 }
 
 // ParseDocument parses and validates raw, an OpenAPI 3.x or Swagger 2.0

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/postern-auth/postern/tracing"
 )
 
 // introspector asks the server about an opaque token (RFC 7662).
@@ -42,7 +44,7 @@ func (in *introspector) introspect(ctx context.Context, token string) (id *Ident
 	ctx, span := startCall(ctx, in.tracer, "gateway.introspect")
 	defer func() {
 		if span != nil {
-			endCall(span, err, attrActive.Bool(err == nil))
+			endCall(span, err, tracing.AttrActive.Bool(err == nil))
 		}
 	}()
 	ep, err := in.disco.get(ctx)

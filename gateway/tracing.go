@@ -20,14 +20,9 @@ import (
 // carries it to the upstream. Without a tracer none of this runs, and a
 // caller's traceparent reaches the upstream untouched, as any header.
 
-const (
-	attrRoute    = attribute.Key("gateway.route")
-	attrStatus   = attribute.Key("http.response.status_code")
-	attrMethod   = attribute.Key("http.request.method")
-	attrClientID = attribute.Key("oauth.client_id")
-	attrOutcome  = attribute.Key("oauth.outcome")
-	attrActive   = attribute.Key("oauth.introspection.active")
-)
+// attrRoute is the gateway's own span attribute; the ones the server
+// shares are tracing's.
+const attrRoute = attribute.Key("gateway.route")
 
 func (g *Gateway) startSpan(r *http.Request) (*http.Request, trace.Span) {
 	if g.tracer == nil {
@@ -35,7 +30,7 @@ func (g *Gateway) startSpan(r *http.Request) (*http.Request, trace.Span) {
 	}
 	ctx := tracing.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 	ctx, span := g.tracer.Start(ctx, "gateway", trace.WithSpanKind(trace.SpanKindServer),
-		trace.WithAttributes(attrMethod.String(r.Method)))
+		trace.WithAttributes(tracing.AttrMethod.String(r.Method)))
 	return r.WithContext(ctx), span
 }
 
@@ -53,9 +48,9 @@ func endSpan(span trace.Span, label, clientID string, status int, outcome string
 	default:
 		outcome = http.StatusText(status)
 	}
-	attrs := []attribute.KeyValue{attrRoute.String(label), attrStatus.Int(status), attrOutcome.String(outcome)}
+	attrs := []attribute.KeyValue{attrRoute.String(label), tracing.AttrStatus.Int(status), tracing.AttrOutcome.String(outcome)}
 	if clientID != "" {
-		attrs = append(attrs, attrClientID.String(clientID))
+		attrs = append(attrs, tracing.AttrClientID.String(clientID))
 	}
 	if status >= 500 {
 		span.SetStatus(codes.Error, outcome)

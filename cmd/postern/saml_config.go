@@ -1,9 +1,6 @@
 package main
 
 import (
-	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 
 	"github.com/postern-auth/postern/confjson"
@@ -21,7 +18,7 @@ func readSAMLMetadata(ps []samlsp.FileProvider, configDir string) error {
 		if !filepath.IsAbs(p.MetadataFile) {
 			p.MetadataFile = filepath.Join(configDir, p.MetadataFile)
 		}
-		raw, err := readBounded(p.MetadataFile, samlsp.MaxMetadataBytes)
+		raw, err := confjson.ReadFileBounded(p.MetadataFile, samlsp.MaxMetadataBytes)
 		if err != nil {
 			return confjson.Errorf(p.Path+".metadata_file", "%v", err)
 		}
@@ -31,20 +28,4 @@ func readSAMLMetadata(ps []samlsp.FileProvider, configDir string) error {
 		p.Metadata = raw
 	}
 	return nil
-}
-
-func readBounded(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	raw, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	if int64(len(raw)) > limit {
-		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
-	}
-	return raw, nil
 }
