@@ -129,7 +129,7 @@ func TestBrowserPortal(t *testing.T) {
 		}
 	}
 
-	// Rotation: the old secret works during the grace (3s), then stops.
+	// Rotation: the old secret works during the grace (5s), then stops.
 	run("rotate the secret",
 		chromedp.Click(chromedp.CSS(`form[action$="/rotate"] button`)),
 		chromedp.WaitVisible(chromedp.CSS("#client-secret")),
@@ -144,7 +144,7 @@ func TestBrowserPortal(t *testing.T) {
 	if _, err := cc(secret); err != nil {
 		t.Errorf("the old secret during the grace: %v", err)
 	}
-	gwEventually(t, 15*time.Second, "the old secret stops working after the grace", func() bool {
+	gwEventually(t, 20*time.Second, "the old secret stops working after the grace", func() bool {
 		_, err := cc(secret)
 		return err != nil && strings.Contains(err.Error(), "invalid_client")
 	})

@@ -72,7 +72,7 @@ func portalConfig(t *testing.T, extra string) (cfg, rsSecret string) {
     "scopes": {"orders.read": "See your orders", "orders.write": "Place orders for you"},
     "tier": "gold", "openapi": %q
   }],
-  "portal": {"developers": ["dev", "bob"], "max_apps_per_developer": 2, "secret_rotation_grace": "3s"}%s
+  "portal": {"developers": ["dev", "bob"], "max_apps_per_developer": 2, "secret_rotation_grace": "5s"}%s
 }`, hash, spec, extra), secret
 }
 
