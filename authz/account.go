@@ -19,6 +19,8 @@ import (
 // accountView is what the account page shows a signed-in user.
 type accountView struct {
 	Username string
+	// Developer: the user may use the developer portal (a link to it).
+	Developer bool
 	Grants   []grantView
 	Consents []consentView
 	Events   []eventView
@@ -225,7 +227,7 @@ func (s *Server) handleAccount(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	view := &accountView{Username: user.Username}
+	view := &accountView{Username: user.Username, Developer: s.isDeveloper(user)}
 	var err error
 	if view.Grants, err = s.userGrants(ctx, user.Subject); err != nil {
 		s.accountFailure(w, err)

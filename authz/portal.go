@@ -89,11 +89,16 @@ func (s *Server) developer(w http.ResponseWriter, r *http.Request) *loginSession
 		http.Redirect(w, r, pathLogin+"?then=portal", http.StatusSeeOther)
 		return nil
 	}
-	if !s.cfg.Portal.AllUsers && !s.cfg.Portal.Developers[user.Username] {
+	if !s.isDeveloper(user) {
 		s.renderError(w, http.StatusForbidden, "Not a developer", "Your account may not use the developer portal. Ask the API team to add you.")
 		return nil
 	}
 	return user
+}
+
+// isDeveloper reports whether the portal is on and user may use it.
+func (s *Server) isDeveloper(user *loginSession) bool {
+	return s.cfg.Portal.On && (s.cfg.Portal.AllUsers || s.cfg.Portal.Developers[user.Username])
 }
 
 // portalGet checks the method of a page and the developer.

@@ -190,6 +190,9 @@ func TestPortalAccess(t *testing.T) {
 		if p := alice.get(srv.URL + "/portal/apps/" + id); p.status != http.StatusForbidden {
 			t.Errorf("alice on dev's app: %d, want 403", p.status)
 		}
+		if p := alice.get(srv.URL + "/account"); strings.Contains(p.body, `href="/portal"`) {
+			t.Error("alice's account page links to a portal she may not use")
+		}
 	})
 
 	t.Run("CSRF", func(t *testing.T) {
@@ -261,6 +264,9 @@ func TestPortalAccess(t *testing.T) {
 			t.Errorf("deleted app page: %d", p.status)
 		}
 		acct := dev.get(srv.URL + "/account")
+		if !strings.Contains(acct.body, `<a href="/portal">Developer portal</a>`) {
+			t.Error("a developer's account page has no link to the portal")
+		}
 		for _, want := range []string{"You created the app Billing sync", "You subscribed", "You unsubscribed", "You rotated the secret", "You deleted the app Billing sync"} {
 			if !strings.Contains(acct.body, want) {
 				t.Errorf("dev's security events lack %q", want)
