@@ -21,9 +21,9 @@ type accountView struct {
 	Username string
 	// Developer: the user may use the developer portal (a link to it).
 	Developer bool
-	Grants   []grantView
-	Consents []consentView
-	Events   []eventView
+	Grants    []grantView
+	Consents  []consentView
+	Events    []eventView
 }
 
 // grantView is one row per grant (authorization), not per token: the user
