@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
 
 	bbolt "go.etcd.io/bbolt"
 
@@ -219,8 +218,8 @@ func (s *Store) DeleteClient(ctx context.Context, id string) (int, error) {
 		if err := tx.Bucket(bucketRegOwners).Delete(ownerKey(old.Owner, id)); err != nil {
 			return err
 		}
-		if until, live := liveAccessUntil(removed, now); live {
-			r := storage.Revocation{Kind: storage.RevokedClient, ID: id, ClientID: id, Until: until}
+		if t, live := latestLiveAccess(removed, now); live {
+			r := storage.Revocation{Kind: storage.RevokedClient, ID: id, ClientID: id, Until: t.ExpiresAt}
 			if _, err := s.appendRevocation(tx, r, now); err != nil {
 				return err
 			}
@@ -231,22 +230,4 @@ func (s *Store) DeleteClient(ctx context.Context, id string) (int, error) {
 		return 0, fmt.Errorf("delete client %q: %w", id, err)
 	}
 	return n, nil
-}
-
-// liveAccessUntil is the latest expiry among the access tokens in removed
-// still valid at now, or false when there is none: caches hold access
-// tokens only, so an event covers those.
-func liveAccessUntil(removed []storage.Token, now time.Time) (time.Time, bool) {
-	var until time.Time
-	live := false
-	for _, t := range removed {
-		if t.Kind != storage.AccessToken || isExpired(t, now) {
-			continue
-		}
-		live = true
-		if t.ExpiresAt.After(until) {
-			until = t.ExpiresAt
-		}
-	}
-	return until, live
 }

@@ -121,26 +121,19 @@ func sweepRevocations(tx *bbolt.Tx, now time.Time) (int, error) {
 	return len(keys), meta.Put(metaRevFloor, seqKey(floor))
 }
 
-// grantRevocation is the event for the tokens RevokeGrant removed, or false
-// when none of them was an access token still valid: caches hold access
-// tokens only, so the event covers those.
-func grantRevocation(requestID string, removed []storage.Token, now time.Time) (storage.Revocation, bool) {
-	r := storage.Revocation{Kind: storage.RevokedGrant, ID: requestID}
+// latestLiveAccess is the access token among removed still valid at now
+// that expires last, or false when there is none: caches hold access
+// tokens only, so an event covers those, Until its expiry.
+func latestLiveAccess(removed []storage.Token, now time.Time) (storage.Token, bool) {
+	var latest storage.Token
 	live := false
 	for _, t := range removed {
 		if t.Kind != storage.AccessToken || isExpired(t, now) {
 			continue
 		}
-		live = true
-		if t.ExpiresAt.After(r.Until) {
-			r.Until = t.ExpiresAt
-		}
-		if r.Subject == "" {
-			r.Subject = t.Subject
-		}
-		if r.ClientID == "" {
-			r.ClientID = t.ClientID
+		if !live || t.ExpiresAt.After(latest.ExpiresAt) {
+			latest, live = t, true
 		}
 	}
-	return r, live
+	return latest, live
 }

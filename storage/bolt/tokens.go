@@ -387,7 +387,9 @@ func (s *Store) RevokeGrant(ctx context.Context, requestID string) (int, error) 
 			return err
 		}
 		n = len(removed)
-		if r, live := grantRevocation(requestID, removed, now); live {
+		if t, live := latestLiveAccess(removed, now); live {
+			r := storage.Revocation{Kind: storage.RevokedGrant, ID: requestID,
+				Subject: t.Subject, ClientID: t.ClientID, Until: t.ExpiresAt}
 			if _, err := s.appendRevocation(tx, r, now); err != nil {
 				return err
 			}
