@@ -176,6 +176,17 @@ func (c *tokenCache) waiter() <-chan struct{} {
 	return c.wake
 }
 
+// signatures lists the tokens the cache holds.
+func (c *tokenCache) signatures() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	sigs := make([]string, 0, len(c.bySig))
+	for sig := range c.bySig {
+		sigs = append(sigs, sig)
+	}
+	return sigs
+}
+
 func (c *tokenCache) empty() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -196,6 +196,39 @@ func TestNotificationLossDistrustsCache(t *testing.T) {
 	}
 }
 
+// A token deleted on its own while a replica heard nothing has no event to
+// catch up on: the replica checks what it caches against the table when it
+// reconnects.
+func TestTokenDeletedWhileDisconnected(t *testing.T) {
+	ctx := context.Background()
+	gate, opts, open := gated()
+	a, b := openPair(t, opts)
+	t.Cleanup(open)
+	exp := time.Now().Add(time.Hour)
+	deleted, kept := testToken(storage.AccessToken, "deleted", exp), testToken(storage.AccessToken, "kept", exp)
+	for _, tok := range []storage.Token{deleted, kept} {
+		if err := a.CreateToken(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.GetToken(ctx, storage.AccessToken, tok.Signature); err != nil || !cachedOn(b, tok.Signature) {
+			t.Fatalf("GetToken on B: %v", err)
+		}
+	}
+	adminExec(t, testDSN(t), `SELECT pg_terminate_backend($1)`, b.listenPID.Load())
+	eventually(t, "distrusting B's cache", func() bool { return !trusted(b) })
+	if err := a.DeleteToken(ctx, storage.AccessToken, "deleted"); err != nil {
+		t.Fatal(err)
+	}
+	gate <- struct{}{}
+	eventually(t, "trusting B's cache again", func() bool { return trusted(b) })
+	if cachedOn(b, "deleted") {
+		t.Fatal("B caught up but still caches the token deleted while it was disconnected")
+	}
+	if !cachedOn(b, "kept") {
+		t.Fatal("B dropped a token still on record")
+	}
+}
+
 // Events swept before a disconnected replica read them: it cannot tell
 // what they covered, so it drops its whole cache.
 func TestSweptEventsDropCache(t *testing.T) {

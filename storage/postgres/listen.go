@@ -122,8 +122,9 @@ func (s *Store) listenOnce(ctx context.Context) (connected bool, err error) {
 
 // catchUp applies the events after the cache's position. After a
 // reconnection (first), events swept before the cache read them mean it
-// cannot tell what they covered: it is emptied. An empty cache has nothing
-// to catch up on and starts from the head.
+// cannot tell what they covered: it is emptied; otherwise what it holds is
+// checked against the table (dropDeleted). An empty cache has nothing to
+// catch up on and starts from the head.
 func (s *Store) catchUp(ctx context.Context, first bool) error {
 	pos, _ := s.cache.position()
 	if first {
@@ -137,6 +138,10 @@ func (s *Store) catchUp(ctx context.Context, first bool) error {
 		case floor > pos:
 			s.cache.drop()
 			pos = head
+		default:
+			if err := s.dropDeleted(ctx); err != nil {
+				return err
+			}
 		}
 	}
 	for {
@@ -153,6 +158,43 @@ func (s *Store) catchUp(ctx context.Context, first bool) error {
 		}
 	}
 	s.cache.trustFrom(pos)
+	return nil
+}
+
+// dropDeleted evicts the cached tokens no longer on record. A token
+// deleted on its own (DeleteToken) has no revocation event, only a
+// notification, which a connection that was down missed. The cache is
+// untrusted meanwhile, so nothing is put back behind this read.
+func (s *Store) dropDeleted(ctx context.Context) error {
+	sigs := s.cache.signatures()
+	keys := make([][]byte, len(sigs))
+	for i, sig := range sigs {
+		keys[i] = []byte(sig)
+	}
+	bctx, cancel := s.bound(ctx)
+	defer cancel()
+	rows, err := s.pool.Query(bctx, `SELECT signature FROM tokens WHERE kind = $1 AND signature = ANY($2)`,
+		string(storage.AccessToken), keys)
+	if err != nil {
+		return fmt.Errorf("check cached tokens: %w", err)
+	}
+	kept, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (string, error) {
+		var sig bin
+		err := row.Scan(&sig)
+		return string(sig), err
+	})
+	if err != nil {
+		return fmt.Errorf("check cached tokens: %w", err)
+	}
+	onRecord := make(map[string]bool, len(kept))
+	for _, sig := range kept {
+		onRecord[sig] = true
+	}
+	for _, sig := range sigs {
+		if !onRecord[sig] {
+			s.cache.evictSig(sig)
+		}
+	}
 	return nil
 }
 
