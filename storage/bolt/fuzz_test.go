@@ -17,6 +17,7 @@ func FuzzDecodeRecords(f *testing.F) {
 	tok := testToken("sig", "alice", now)
 	f.Add(tokenKey(tok.Kind, tok.Signature), encodeToken(tok))
 	f.Add([]byte{}, encodeRetry(storage.Retry{Successor: "s", Until: now, Sealed: []byte("x")}))
+	f.Add([]byte{}, encodeRevocation(storage.Revocation{Time: now, Kind: storage.RevokedGrant, ID: "g", Subject: "alice", ClientID: "c", Until: now}))
 	f.Add([]byte{}, encodeKey(storage.Key{ID: "k", Algorithm: "ES256", CreatedAt: now, Active: true, Public: []byte("p")}))
 	f.Add([]byte{}, encodeEvent(storage.Event{ID: "e", Type: "t", Subject: "alice", Time: now}))
 	f.Add([]byte{}, encodeConsent(storage.Consent{Subject: "alice", ClientID: "c", Scopes: []string{"read"}, GrantedAt: now}))
@@ -32,6 +33,11 @@ func FuzzDecodeRecords(f *testing.F) {
 		if r, err := decodeRetry(val); err == nil {
 			if again, err := decodeRetry(encodeRetry(r)); err != nil || !reflect.DeepEqual(again, r) {
 				t.Errorf("retry %+v comes back as %+v, %v", r, again, err)
+			}
+		}
+		if r, err := decodeRevocation(7, val); err == nil {
+			if again, err := decodeRevocation(7, encodeRevocation(r)); err != nil || !reflect.DeepEqual(again, r) {
+				t.Errorf("revocation %+v comes back as %+v, %v", r, again, err)
 			}
 		}
 		if k, err := decodeKey(val); err == nil {
