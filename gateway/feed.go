@@ -35,7 +35,16 @@ type revocations struct {
 	subjects map[string]ended
 	clients  map[string]ended
 	informed atomic.Bool // connected and caught up
+	// forgotAt is when forget last ran: it scans every entry, so running
+	// it on every event would make a burst of revocations (each a user
+	// revoking a grant) quadratic, all of it under the lock token checks
+	// wait on.
+	forgotAt time.Time
 }
+
+// forgetInterval spaces the scans for entries whose tokens have all
+// expired; an entry outlives its until by at most this much.
+const forgetInterval = time.Minute
 
 type ended struct {
 	at      time.Time // server clock: tokens issued at or before it are void
@@ -103,12 +112,15 @@ func (rv *revocations) apply(ev feedEvent, cache *tokenCache, now time.Time) {
 		return // a kind this gateway does not know ends nothing it holds
 	}
 	cache.evict(match)
-	rv.forget(now)
+	if now.Sub(rv.forgotAt) >= forgetInterval {
+		rv.forget(now)
+	}
 }
 
 // forget drops what no longer matters: every token an event covered has
 // expired. The caller holds mu.
 func (rv *revocations) forget(now time.Time) {
+	rv.forgotAt = now
 	for k, until := range rv.grants {
 		if now.After(until) {
 			delete(rv.grants, k)

@@ -98,3 +98,36 @@ func TestFeedKeepsCacheUntilExpAndEvicts(t *testing.T) {
 		t.Errorf("without the feed, a cached token outlived cache.ttl")
 	}
 }
+
+// What the feed told is forgotten once every token it covered has
+// expired, so a long run of revocations does not grow the gateway's
+// memory; an event whose tokens may still be live is kept.
+func TestFeedForgetsExpiredRevocations(t *testing.T) {
+	rv := newRevocations()
+	cache := newTokenCache(16)
+	now := time.Unix(1_700_000_000, 0)
+	ev := func(kind, id string, until time.Time) feedEvent {
+		return feedEvent{Kind: kind, ID: id, Until: until.Unix(), Time: now.UnixMilli()}
+	}
+	rv.apply(ev("grant", "g-short", now.Add(time.Minute)), cache, now)
+	rv.apply(ev("subject", "s-short", now.Add(time.Minute)), cache, now)
+	rv.apply(ev("client", "c-short", now.Add(time.Minute)), cache, now)
+	rv.apply(ev("grant", "g-long", now.Add(time.Hour)), cache, now)
+
+	now = now.Add(2*time.Minute + forgetInterval)
+	rv.apply(ev("grant", "g-new", now.Add(time.Hour)), cache, now)
+	if _, ok := rv.grants["g-short"]; ok {
+		t.Error("an expired grant revocation is still held")
+	}
+	if _, ok := rv.subjects["s-short"]; ok {
+		t.Error("an expired subject revocation is still held")
+	}
+	if _, ok := rv.clients["c-short"]; ok {
+		t.Error("an expired client revocation is still held")
+	}
+	for _, g := range []string{"g-long", "g-new"} {
+		if _, ok := rv.grants[g]; !ok {
+			t.Errorf("grant %s forgotten while its tokens may be live", g)
+		}
+	}
+}

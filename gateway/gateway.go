@@ -108,6 +108,13 @@ func New(cfg Config) (*Gateway, error) {
 		rt.label = rt.prefix
 		rt.scopeStr = strings.Join(r.Scopes, " ")
 		rt.cors = newCORSPolicy(r.CORS)
+		if fwd.public != nil {
+			// public_url answers for every request: the route's Forwarded
+			// value is fixed, so it is written once here.
+			if rt.forwarded, err = fwd.public.header(rt.forwardedPrefix()); err != nil {
+				return nil, fmt.Errorf("gateway config: route %s: %w", rt.label, err)
+			}
+		}
 		rt.proxy = g.newRouteProxy(rt)
 		g.all = append(g.all, rt)
 	}
@@ -263,22 +270,20 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request) (label, clientI
 		}
 		rt.cors.actual(w.Header(), r)
 	}
-	st := &proxyState{route: rt}
-	routePrefix := ""
-	if rt.StripPrefix && rt.prefix != "/" {
-		routePrefix = rt.prefix
-	}
-	view, err := g.fwd.view(r)
-	if err != nil {
-		// The Host would be copied into Forwarded; one that is not a host
-		// and a port could add parameters the backend believes.
-		writeError(w, http.StatusBadRequest, "invalid_request", "The Host header is not a valid host and port.")
-		return rt.label, ""
-	}
-	if st.forwarded, err = view.header(routePrefix); err != nil {
-		g.log.Error("cannot write the Forwarded header", "route", rt.label, "error", err)
-		writeError(w, http.StatusInternalServerError, "server_error", "The request cannot be forwarded.")
-		return rt.label, ""
+	st := &proxyState{route: rt, forwarded: rt.forwarded}
+	if st.forwarded == "" {
+		view, err := g.fwd.view(r)
+		if err != nil {
+			// The Host would be copied into Forwarded; one that is not a host
+			// and a port could add parameters the backend believes.
+			writeError(w, http.StatusBadRequest, "invalid_request", "The Host header is not a valid host and port.")
+			return rt.label, ""
+		}
+		if st.forwarded, err = view.header(rt.forwardedPrefix()); err != nil {
+			g.log.Error("cannot write the Forwarded header", "route", rt.label, "error", err)
+			writeError(w, http.StatusInternalServerError, "server_error", "The request cannot be forwarded.")
+			return rt.label, ""
+		}
 	}
 
 	tier := rt.tier

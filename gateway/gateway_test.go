@@ -700,3 +700,25 @@ func TestQueryToken(t *testing.T) {
 		})
 	}
 }
+
+// With public_url, the backend is told the operator's URL on every route,
+// its path joined with what strip_prefix removed, whatever the request's
+// Host and forwarding headers say.
+func TestProxyForwardedFromPublicURL(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.PublicURL = mustURL("https://api.example.com:8443/edge") })
+	h.f.ccToken("rw", "billing", "read write", time.Now().Add(time.Hour))
+	spoof := map[string]string{"X-Forwarded-Host": "evil.example", "Forwarded": "host=evil.example;proto=http"}
+	for path, want := range map[string]string{
+		"/search/v1/x": "proto=https;host=api.example.com;port=8443;prefix=/edge/search/v1",
+		"/billing/x":   "proto=https;host=api.example.com;port=8443;prefix=/edge",
+		"/status":      "proto=https;host=api.example.com;port=8443;prefix=/edge",
+	} {
+		resp, body := h.get(t, path, "rw", spoof)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %d %s", path, resp.StatusCode, body)
+		}
+		if got := decodeEcho(t, body).Headers.Values("Forwarded"); len(got) != 1 || got[0] != want {
+			t.Errorf("%s: backend got Forwarded %q, want %q", path, got, want)
+		}
+	}
+}

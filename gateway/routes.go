@@ -15,6 +15,18 @@ type route struct {
 	proxy    *routeProxy
 	scopeStr string      // for the insufficient_scope challenge
 	cors     *corsPolicy // nil: no CORS
+	// forwarded is the Forwarded value when public_url fixes it for every
+	// request; "" when it is worked out per request.
+	forwarded string
+}
+
+// forwardedPrefix is the part of the path the route removes, which the
+// Forwarded prefix= tells the backend; "" when it removes none.
+func (rt *route) forwardedPrefix() string {
+	if rt.StripPrefix && rt.prefix != "/" {
+		return rt.prefix
+	}
+	return ""
 }
 
 // routeTable finds the longest matching prefix. Routes are few, so a

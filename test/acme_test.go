@@ -72,6 +72,35 @@ func writeJSONConfig(t *testing.T, cfg map[string]any) string {
 	return writeConfig(t, string(b))
 }
 
+// checkACMERestart starts a process on tlsPort and checks it serves
+// Pebble's certificate (chain and name verified) with /healthz healthy and
+// its expiry reported, then that a restart serves the same certificate
+// without a new order: it reuses kept, where the process keeps it.
+func checkACMERestart(t *testing.T, peb *acmetest.Pebble, tlsPort int, start func() *gwProc, kept string) {
+	t.Helper()
+	addr := fmt.Sprintf("127.0.0.1:%d", tlsPort)
+	p := start()
+	first := servedSerial(t, peb, addr)
+	if code, _ := getBody(t, acmeClient(peb), fmt.Sprintf("https://%s:%d/healthz", acmeDomain, tlsPort)); code != http.StatusOK {
+		t.Errorf("/healthz over ACME TLS: %d", code)
+	}
+	want := fmt.Sprintf(`postern_acme_certificate_expiry_timestamp_seconds{domain=%q}`, acmeDomain)
+	gwEventually(t, 90*time.Second, "expiry metric", func() bool {
+		_, body := getBody(t, http.DefaultClient, p.AdminURL+"/metrics")
+		return strings.Contains(body, want)
+	})
+	p.Stop()
+
+	p = start()
+	if again := servedSerial(t, peb, addr); again != first {
+		t.Errorf("after a restart: serial %s, before %s", again, first)
+	}
+	if o := peb.Orders(); o != 1 {
+		t.Errorf("pebble got %d orders, want 1: the restart must reuse %s", o, kept)
+	}
+	p.Stop()
+}
+
 // postern serve gets its certificate from Pebble over each challenge,
 // serves it (chain and name verified), reports its expiry, keeps /healthz
 // healthy, and after a restart serves the same certificate without a new
@@ -94,27 +123,7 @@ func TestServeACME(t *testing.T) {
 				return startGWProc(t, "server", binary, []string{"serve", "--config", config, "--data", data, "--log-level", "debug"},
 					[]string{"POSTERN_SECRET=acme-test-secret-0123456789-0123456789"}, true)
 			}
-			p := start()
-			first := servedSerial(t, peb, addr)
-			c := acmeClient(peb)
-			if code, _ := getBody(t, c, base+"/healthz"); code != http.StatusOK {
-				t.Errorf("/healthz over ACME TLS: %d", code)
-			}
-			want := fmt.Sprintf(`postern_acme_certificate_expiry_timestamp_seconds{domain=%q}`, acmeDomain)
-			gwEventually(t, 90*time.Second, "expiry metric", func() bool {
-				_, body := getBody(t, http.DefaultClient, p.AdminURL+"/metrics")
-				return strings.Contains(body, want)
-			})
-			p.Stop()
-
-			p = start()
-			if again := servedSerial(t, peb, addr); again != first {
-				t.Errorf("after a restart: serial %s, before %s", again, first)
-			}
-			if o := peb.Orders(); o != 1 {
-				t.Errorf("pebble got %d orders, want 1: the restart must reuse the stored certificate", o)
-			}
-			p.Stop()
+			checkACMERestart(t, peb, tlsPort, start, "the stored certificate")
 		})
 	}
 }
@@ -135,27 +144,7 @@ func TestGatewayACME(t *testing.T) {
 			start := func() *gwProc {
 				return startGWProc(t, "gateway", binary, []string{"gateway", "--config", config, "--log-level", "debug"}, nil, true)
 			}
-			p := start()
-			first := servedSerial(t, peb, addr)
-			c := acmeClient(peb)
-			if code, _ := getBody(t, c, fmt.Sprintf("https://%s:%d/healthz", acmeDomain, tlsPort)); code != http.StatusOK {
-				t.Errorf("gateway /healthz over ACME TLS: %d", code)
-			}
-			want := fmt.Sprintf(`postern_acme_certificate_expiry_timestamp_seconds{domain=%q}`, acmeDomain)
-			gwEventually(t, 90*time.Second, "expiry metric", func() bool {
-				_, body := getBody(t, http.DefaultClient, p.AdminURL+"/metrics")
-				return strings.Contains(body, want)
-			})
-			p.Stop()
-
-			p = start()
-			if again := servedSerial(t, peb, addr); again != first {
-				t.Errorf("after a restart: serial %s, before %s", again, first)
-			}
-			if o := peb.Orders(); o != 1 {
-				t.Errorf("pebble got %d orders, want 1: the restart must reuse data_dir's certificate", o)
-			}
-			p.Stop()
+			checkACMERestart(t, peb, tlsPort, start, "data_dir's certificate")
 		})
 	}
 }
