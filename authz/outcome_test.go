@@ -88,6 +88,13 @@ type hookStore struct {
 	beforeDelete func(kind storage.Kind, sig string)
 	writeErr     error
 	retryOfErr   error // RetryOf fails with it when set
+	grantsEnded  int   // RevokeGrant calls that reached the store
+}
+
+func (h *hookStore) revokeGrantCalls() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.grantsEnded
 }
 
 func (h *hookStore) RetryOf(ctx context.Context, kind storage.Kind, sig string) (storage.Retry, error) {
@@ -169,6 +176,9 @@ func (h *hookStore) CreateToken(ctx context.Context, t storage.Token) error {
 }
 
 func (h *hookStore) RevokeGrant(ctx context.Context, requestID string) (int, error) {
+	h.mu.Lock()
+	h.grantsEnded++
+	h.mu.Unlock()
 	if err := h.failing(); err != nil {
 		return 0, err
 	}
