@@ -31,20 +31,39 @@ func (l *clientAuthLog) failed(r *http.Request, err error, answer *oauthError) {
 		l.skipped.Add(1)
 		return
 	}
-	l.log.InfoContext(r.Context(), "client authentication failed", "client_id", presentedClientID(r), "reason", authFailureReason(err, answer),
+	l.log.InfoContext(r.Context(), "client authentication failed", "client_id", presentedClientID(r), "reason", clip(authFailureReason(err, answer), maxLoggedReason),
 		"endpoint", r.URL.Path, "ip", clientIP(r), "not_logged_since_last", l.skipped.Swap(0))
 }
 
+// What a refusal logs of the request is cut to these many bytes: the
+// client_id, and fosite's hint, which quotes client_assertion_type, a
+// key ID or an algorithm as sent, can fill the 1 MiB body, and one line a
+// second of that would still fill a disk (and every trace span). No
+// client has a longer ID (clientDirectory refuses them).
+const (
+	maxLoggedClientID = 128
+	maxLoggedReason   = 512
+)
+
 // presentedClientID is the client_id the request claims, from HTTP Basic
-// or the form; the secret next to it is never read here.
+// or the form, cut to maxLoggedClientID; the secret next to it is never
+// read here.
 func presentedClientID(r *http.Request) string {
 	if id, _, ok := r.BasicAuth(); ok {
 		if u, err := url.QueryUnescape(id); err == nil {
-			return u
+			return clip(u, maxLoggedClientID)
 		}
-		return id
+		return clip(id, maxLoggedClientID)
 	}
-	return r.PostForm.Get("client_id")
+	return clip(r.PostForm.Get("client_id"), maxLoggedClientID)
+}
+
+// clip cuts s to at most n bytes, on a rune boundary, and says it did.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "..."
 }
 
 // authFailureReason is fosite's hint and debug text when it refused the

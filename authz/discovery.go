@@ -23,6 +23,9 @@ func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 	}
 	slices.Sort(grants)
 	authMethods := []string{"client_secret_basic", "client_secret_post", clients.AuthPrivateKeyJWT}
+	// A public client names itself and revokes its own tokens (RFC 7009
+	// §2.1, tokenRequest); introspection wants a confidential one.
+	withNone := append(slices.Clip(authMethods), "none")
 	doc := map[string]any{
 		"issuer":                                                   iss,
 		"authorization_endpoint":                                   iss + pathAuthorize,
@@ -35,12 +38,12 @@ func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 		"response_modes_supported":                                 []string{"query", "fragment"},
 		"code_challenge_methods_supported":                         []string{"S256"},
 		"scopes_supported":                                         scopesSupported(s.scopes),
-		"token_endpoint_auth_methods_supported":                    append(authMethods, "none"),
+		"token_endpoint_auth_methods_supported":                    withNone,
 		"token_endpoint_auth_signing_alg_values_supported":         clients.ClientAssertionAlgs,
 		"introspection_endpoint_auth_methods_supported":            authMethods,
 		"introspection_endpoint_auth_signing_alg_values_supported": clients.ClientAssertionAlgs,
 		"revocation_endpoint_auth_signing_alg_values_supported":    clients.ClientAssertionAlgs,
-		"revocation_endpoint_auth_methods_supported":               authMethods,
+		"revocation_endpoint_auth_methods_supported":               withNone,
 		// Postern's own (RFC 8414 §2 allows extra members): the revocation
 		// feed, Server-Sent Events for resource_server clients.
 		"postern_revocation_feed_endpoint": iss + pathRevocationFeed,

@@ -39,13 +39,20 @@ func (s idTokenSigner) Generate(_ context.Context, claims jwt.MapClaims, _ jwt.M
 	return tok, tok[strings.LastIndexByte(tok, '.')+1:], nil
 }
 
-// verify checks the signature with the published key the token names.
+// verify checks that the token is an ID token (typ JWT, as Generate
+// writes it) and its signature, with the published key it names.
 func (s idTokenSigner) verify(token string) ([]byte, jose.Header, error) {
 	jws, err := jose.ParseSignedCompact(token, jwtAlgs)
 	if err != nil || len(jws.Signatures) != 1 {
 		return nil, jose.Header{}, errors.New("not a compact JWS")
 	}
 	h := jws.Signatures[0].Header
+	if typ, ok := h.ExtraHeaders[jose.HeaderType]; ok && typ != "JWT" {
+		// The same keys sign JWT access tokens (at+jwt) and logout tokens
+		// (logout+jwt): neither may pass for an ID token, as an
+		// id_token_hint that signs its user out without asking, say.
+		return nil, h, fmt.Errorf("a %v token, not an ID token", typ)
+	}
 	key, ok := s.keys.PublicKey(h.KeyID)
 	if !ok {
 		return nil, h, errors.New("signed by a key this server does not publish")

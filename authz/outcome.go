@@ -92,8 +92,10 @@ func tokenOutcome(r *http.Request, ar fosite.AccessRequester, err error) *oauthE
 			return e
 		}
 	}
-	// fosite's client-credentials handler does not check the client's
-	// grant types at all, so this is the check, not a second opinion.
+	// fosite's client-credentials handler checks the client's grant types
+	// only as it populates the response, after handleToken has granted the
+	// scopes, and knows nothing of trusted clients: this is the check that
+	// answers first, not a second opinion.
 	if client != nil && !client.MayUse(grant) {
 		desc := "The client is not registered for grant type \"" + grant + "\"."
 		if client.HasGrant(grant) {

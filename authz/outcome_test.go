@@ -88,6 +88,13 @@ type hookStore struct {
 	beforeDelete func(kind storage.Kind, sig string)
 	writeErr     error
 	retryOfErr   error // RetryOf fails with it when set
+	grantsEnded  int   // RevokeGrant calls that reached the store
+}
+
+func (h *hookStore) revokeGrantCalls() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.grantsEnded
 }
 
 func (h *hookStore) RetryOf(ctx context.Context, kind storage.Kind, sig string) (storage.Retry, error) {
@@ -127,6 +134,27 @@ func (h *hookStore) Redeem(ctx context.Context, kind storage.Kind, sig string, i
 	return h.Store.Redeem(ctx, kind, sig, issue, retry)
 }
 
+// loseNextRedemption makes the next redemption lose to a concurrent
+// request that redeems the same token first.
+func (h *hookStore) loseNextRedemption() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.beforeRedeem = func(kind storage.Kind, sig string) {
+		_, _ = h.Store.Redeem(context.Background(), kind, sig, nil, nil)
+	}
+}
+
+// revokeDuringNextRedemption makes a concurrent reuse revoke the grant of
+// the token the next redemption is about to redeem.
+func (h *hookStore) revokeDuringNextRedemption() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.beforeRedeem = func(kind storage.Kind, sig string) {
+		tok, _ := h.GetToken(context.Background(), kind, sig)
+		_, _ = h.Store.RevokeGrant(context.Background(), tok.RequestID)
+	}
+}
+
 func (h *hookStore) DeleteToken(ctx context.Context, kind storage.Kind, sig string) error {
 	h.mu.Lock()
 	hook := h.beforeDelete
@@ -148,6 +176,9 @@ func (h *hookStore) CreateToken(ctx context.Context, t storage.Token) error {
 }
 
 func (h *hookStore) RevokeGrant(ctx context.Context, requestID string) (int, error) {
+	h.mu.Lock()
+	h.grantsEnded++
+	h.mu.Unlock()
 	if err := h.failing(); err != nil {
 		return 0, err
 	}
@@ -326,9 +357,7 @@ var outcomeCases = []struct {
 	name: "refresh loses a concurrent redemption",
 	prepare: func(t *testing.T, e *outcomeEnv) (url.Values, string) {
 		rt := e.signIn(t)
-		e.store.beforeRedeem = func(kind storage.Kind, sig string) {
-			_, _ = e.store.Store.Redeem(context.Background(), kind, sig, nil, nil)
-		}
+		e.store.loseNextRedemption()
 		return refreshForm(rt), "mobile"
 	},
 	typed:  isA[*reuseError],
@@ -337,10 +366,7 @@ var outcomeCases = []struct {
 	name: "refresh token revoked while being redeemed",
 	prepare: func(t *testing.T, e *outcomeEnv) (url.Values, string) {
 		rt := e.signIn(t)
-		e.store.beforeRedeem = func(kind storage.Kind, sig string) {
-			tok, _ := e.store.GetToken(context.Background(), kind, sig)
-			_, _ = e.store.Store.RevokeGrant(context.Background(), tok.RequestID)
-		}
+		e.store.revokeDuringNextRedemption()
 		return refreshForm(rt), "mobile"
 	},
 	typed:  isA[*goneError],
@@ -360,9 +386,7 @@ var outcomeCases = []struct {
 	name: "authorization code loses a concurrent redemption",
 	prepare: func(t *testing.T, e *outcomeEnv) (url.Values, string) {
 		code := e.issueCode(t)
-		e.store.beforeRedeem = func(kind storage.Kind, sig string) {
-			_, _ = e.store.Store.Redeem(context.Background(), kind, sig, nil, nil)
-		}
+		e.store.loseNextRedemption()
 		return codeForm(code), "webapp"
 	},
 	typed:  isA[*reuseError],
@@ -371,10 +395,7 @@ var outcomeCases = []struct {
 	name: "authorization code revoked while being redeemed",
 	prepare: func(t *testing.T, e *outcomeEnv) (url.Values, string) {
 		code := e.issueCode(t)
-		e.store.beforeRedeem = func(kind storage.Kind, sig string) {
-			tok, _ := e.store.GetToken(context.Background(), kind, sig)
-			_, _ = e.store.Store.RevokeGrant(context.Background(), tok.RequestID)
-		}
+		e.store.revokeDuringNextRedemption()
 		return codeForm(code), "webapp"
 	},
 	typed:  isA[*goneError],

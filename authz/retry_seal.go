@@ -13,7 +13,7 @@ import (
 
 // retryAnswer is what a refresh answered, kept for the retry window so that
 // the same client presenting the same refresh token again gets it back
-// unchanged (see flow_refresh_retry.go). It holds live tokens: it is only
+// unchanged (see flow_refresh.go). It holds live tokens: it is only
 // ever stored sealed.
 type retryAnswer struct {
 	ClientID     string `json:"c"`

@@ -41,6 +41,7 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 // here (fosite's NewRevocationRequest would authenticate it a second time,
 // which a one-time client assertion cannot survive).
 func (s *Server) revoke(ctx context.Context, token string, hint fosite.TokenType, client fosite.Client) error {
+	ctx = withGrantEnded(ctx)
 	found := false
 	for _, h := range s.fosite.GetRevocationHandlers(ctx) {
 		switch err := h.RevokeToken(ctx, token, hint, client); {
