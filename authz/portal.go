@@ -383,13 +383,12 @@ func (s *Server) appView(rec storage.Client) (*appView, error) {
 	for _, api := range s.cfg.Catalog.APIs() {
 		if slices.Contains(rec.APIs, api.ID) {
 			a.Subscribed = append(a.Subscribed, api)
-			if a.Tier == "" {
-				a.Tier = api.Tier
-			}
 		} else {
 			a.Available = append(a.Available, api)
 		}
 	}
+	// The tier the app's tokens carry, by the directory's rule.
+	_, a.Tier = catalogGrants{s.cfg.Catalog}.Grants(rec.APIs)
 	return a, nil
 }
 
