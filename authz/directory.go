@@ -40,8 +40,6 @@ type clientDirectory struct {
 // implements it.
 type APIGrants interface {
 	Grants(apis []string) (scopes []string, tier string)
-	// ScopeOffered reports whether some API offers the scope.
-	ScopeOffered(scope string) bool
 }
 
 // catalogGrants answers APIGrants from the catalogue: an API's scopes, and
@@ -62,11 +60,6 @@ func (g catalogGrants) Grants(apis []string) (scopes []string, tier string) {
 		}
 	}
 	return scopes, tier
-}
-
-func (g catalogGrants) ScopeOffered(scope string) bool {
-	_, ok := g.c.APIOfScope(scope)
-	return ok
 }
 
 type decodedClient struct {

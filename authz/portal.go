@@ -330,6 +330,21 @@ func (s *Server) loadApp(ctx context.Context, user *loginSession, id string) (st
 	return rec, nil
 }
 
+// updateApp changes one of the developer's apps in one store transaction,
+// ownership checked on the record it changes; anything else is not found,
+// as for loadApp.
+func (s *Server) updateApp(ctx context.Context, user *loginSession, id string, change func(storage.Client) (storage.Client, error)) (storage.Client, error) {
+	if _, configured := s.clients[id]; configured {
+		return storage.Client{}, storage.ErrNotFound
+	}
+	return s.store.UpdateClient(ctx, id, func(c storage.Client) (storage.Client, error) {
+		if c.Owner != user.Subject {
+			return c, storage.ErrNotFound
+		}
+		return change(c)
+	})
+}
+
 func (s *Server) appNotFound(w http.ResponseWriter) {
 	s.renderError(w, http.StatusNotFound, "Not found", "You have no such app.")
 }
@@ -383,13 +398,12 @@ func (s *Server) appView(rec storage.Client) (*appView, error) {
 	for _, api := range s.cfg.Catalog.APIs() {
 		if slices.Contains(rec.APIs, api.ID) {
 			a.Subscribed = append(a.Subscribed, api)
-			if a.Tier == "" {
-				a.Tier = api.Tier
-			}
 		} else {
 			a.Available = append(a.Available, api)
 		}
 	}
+	// The tier the app's tokens carry, by the directory's rule.
+	_, a.Tier = catalogGrants{s.cfg.Catalog}.Grants(rec.APIs)
 	return a, nil
 }
 
@@ -402,17 +416,13 @@ func (s *Server) handlePortalRotate(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	id := mux.Vars(r)["id"]
-	if _, err := s.loadApp(ctx, user, id); err != nil {
-		s.appError(w, r, err)
-		return
-	}
 	secret, hash, err := newHashedSecret()
 	if err != nil {
 		s.portalFailure(w, r, err)
 		return
 	}
 	now := s.cfg.Now().UTC()
-	rec, err := s.store.UpdateClient(ctx, id, func(c storage.Client) (storage.Client, error) {
+	rec, err := s.updateApp(ctx, user, id, func(c storage.Client) (storage.Client, error) {
 		reg, err := clients.DecodeRegistration(c.Data)
 		if err != nil {
 			return c, err
@@ -427,15 +437,12 @@ func (s *Server) handlePortalRotate(w http.ResponseWriter, r *http.Request) {
 		c.UpdatedAt = now
 		return c, nil
 	})
-	switch {
-	case errors.Is(err, errPublicApp):
+	if errors.Is(err, errPublicApp) {
 		s.renderError(w, http.StatusBadRequest, "No secret", "A SPA or mobile app is public: it has no secret to rotate.")
 		return
-	case errors.Is(err, storage.ErrNotFound):
-		s.appNotFound(w)
-		return
-	case err != nil:
-		s.portalFailure(w, r, err)
+	}
+	if err != nil {
+		s.appError(w, r, err)
 		return
 	}
 	s.audit(r, "app_secret_rotated", user.Subject, id, "")
@@ -492,11 +499,7 @@ func (s *Server) handlePortalSubscribe(w http.ResponseWriter, r *http.Request) {
 		s.renderError(w, http.StatusBadRequest, "Invalid request", "There is no such API in the catalogue.")
 		return
 	}
-	if _, err := s.loadApp(ctx, user, id); err != nil {
-		s.appError(w, r, err)
-		return
-	}
-	_, err := s.store.UpdateClient(ctx, id, func(c storage.Client) (storage.Client, error) {
+	_, err := s.updateApp(ctx, user, id, func(c storage.Client) (storage.Client, error) {
 		has := slices.Contains(c.APIs, api.ID)
 		switch {
 		case subscribe && !has:

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -213,18 +214,14 @@ func (s *Server) readRegistration(w http.ResponseWriter, r *http.Request) (regis
 		writeJSONError(w, http.StatusBadRequest, "invalid_client_metadata", "The registration must be a JSON document (Content-Type: application/json).")
 		return req, false
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxRegistrationBody+1))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			writeJSONError(w, http.StatusRequestEntityTooLarge, "invalid_request", "The request body is too large.")
-			return req, false
-		}
-		writeJSONError(w, http.StatusBadRequest, "invalid_request", "The request body could not be read.")
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRegistrationBody))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		writeJSONError(w, http.StatusRequestEntityTooLarge, "invalid_request", fmt.Sprintf("The registration is larger than %d bytes.", tooBig.Limit))
 		return req, false
-	}
-	if len(body) > maxRegistrationBody {
-		writeJSONError(w, http.StatusRequestEntityTooLarge, "invalid_client_metadata", fmt.Sprintf("The registration is larger than %d bytes.", maxRegistrationBody))
+	case err != nil:
+		writeJSONError(w, http.StatusBadRequest, "invalid_request", "The request body could not be read.")
 		return req, false
 	}
 	if err := json.Unmarshal(body, &req); err != nil {
@@ -234,23 +231,20 @@ func (s *Server) readRegistration(w http.ResponseWriter, r *http.Request) (regis
 	return req, true
 }
 
-// jsonProblem says what is wrong with a JSON document without echoing it.
+// jsonProblem says what is wrong with a registration document without
+// echoing it. Its members are all strings or arrays of strings.
 func jsonProblem(err error) string {
 	var typeErr *json.UnmarshalTypeError
-	if errors.As(err, &typeErr) {
-		return fmt.Sprintf("%s must be a %s.", typeErr.Field, jsonKind(typeErr.Type.Kind().String()))
+	switch {
+	case !errors.As(err, &typeErr):
+		return "malformed JSON."
+	case typeErr.Field == "":
+		return "a JSON " + typeErr.Value + " instead."
+	case typeErr.Type.Kind() == reflect.Slice:
+		return typeErr.Field + " must be an array of strings."
+	default: // a member or an array's element
+		return typeErr.Field + " must hold strings, not a JSON " + typeErr.Value + "."
 	}
-	return "malformed JSON."
-}
-
-func jsonKind(k string) string {
-	switch k {
-	case "slice":
-		return "JSON array"
-	case "string":
-		return "string"
-	}
-	return "value of another type"
 }
 
 // registrationOf turns a request into a registration with RFC 7591's

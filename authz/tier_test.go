@@ -172,3 +172,29 @@ func TestIntrospectionAndJWTCarryTier(t *testing.T) {
 		})
 	}
 }
+
+// TestPortalShowsTheTierTokensCarry: the app page names the tier the
+// app's tokens carry, the first subscribed API's with a tier, not the
+// first in the catalogue's order.
+func TestPortalShowsTheTierTokensCarry(t *testing.T) {
+	f := newTierFixture(t, FormatOpaque)
+	ctx := context.Background()
+	rec, err := f.store.UpdateClient(ctx, tierApp, func(c storage.Client) (storage.Client, error) {
+		c.APIs = []string{"maps", "search"} // the catalogue lists search first
+		return c, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := f.srv.directory.get(ctx, tierApp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := f.srv.appView(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Tier != "silver" || a.Tier != c.Tier {
+		t.Errorf("tokens carry tier %q, the portal shows %q; want silver for both", c.Tier, a.Tier)
+	}
+}

@@ -170,8 +170,11 @@ func TestPortalAccess(t *testing.T) {
 		}{
 			{"view", bob.get(srv.URL + "/portal/apps/" + id)},
 			{"rotate", bob.post(srv.URL+"/portal/apps/"+id+"/rotate", f)},
-			{"subscribe", bob.post(srv.URL+"/portal/apps/"+id+"/subscribe", f)},
-			{"delete", bob.post(srv.URL+"/portal/apps/"+id+"/delete", f)},
+			// Not following redirects: a success redirects to the app's
+			// page, which would be bob's 404 again.
+			{"subscribe", bob.postNoFollow(srv.URL+"/portal/apps/"+id+"/subscribe", f)},
+			{"unsubscribe", bob.postNoFollow(srv.URL+"/portal/apps/"+id+"/unsubscribe", f)},
+			{"delete", bob.postNoFollow(srv.URL+"/portal/apps/"+id+"/delete", f)},
 		} {
 			if c.p.status != http.StatusNotFound {
 				t.Errorf("bob can %s dev's app: %d", c.what, c.p.status)
