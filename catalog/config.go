@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
-	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -100,28 +98,17 @@ func checkText(s string, maxRunes int, required bool) error {
 }
 
 // checkBaseURL wants an absolute https URL (plain http only on loopback,
-// for development): clients send their tokens there.
+// for development) without a query: clients send their tokens there.
 func checkBaseURL(s string) error {
-	u, err := url.Parse(s)
-	if err != nil || u.Host == "" || u.Opaque != "" {
-		return fmt.Errorf("%q is not an absolute URL", s)
+	if err := confjson.HTTPSURL(s); err != nil {
+		return fmt.Errorf("%w (clients send tokens there)", err)
 	}
-	// ContainsAny also catches a bare "?" or "#", which url.Parse records as
-	// an empty query or fragment.
-	if strings.ContainsAny(s, "?#") || u.User != nil {
-		return fmt.Errorf("%q must not contain a query, fragment or user info", s)
+	// Contains also catches a bare "?", which url.Parse records as an
+	// empty query.
+	if strings.Contains(s, "?") {
+		return fmt.Errorf("%q must not contain a query", s)
 	}
-	switch u.Scheme {
-	case "https":
-		return nil
-	case "http":
-		host := u.Hostname()
-		if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
-			return nil
-		}
-		return fmt.Errorf("%q: plain http is only allowed for loopback addresses; use https (clients send tokens there)", s)
-	}
-	return fmt.Errorf("%q: want an https URL", s)
+	return nil
 }
 
 // parseScopes reads either form of scopes: an object of name →

@@ -3,7 +3,6 @@ package clients
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/url"
 	"slices"
 	"strings"
@@ -212,7 +211,7 @@ func (cc FileConfig) validateLogout(path string, browser bool, c *Client) error 
 		return nil
 	}
 	u, err := url.Parse(cc.BackchannelLogoutURI)
-	loopback := err == nil && u.Scheme == "http" && (u.Hostname() == "localhost" || net.ParseIP(u.Hostname()).IsLoopback())
+	loopback := err == nil && u.Scheme == "http" && confjson.LoopbackHost(u.Hostname())
 	switch {
 	case err != nil || (u.Scheme != "https" && !loopback) || u.Host == "":
 		return confjson.Errorf(path+".backchannel_logout_uri", "%q must be an https URL (plain http only on loopback)", cc.BackchannelLogoutURI)
@@ -263,9 +262,7 @@ func validateRedirectURI(s string) error {
 			return fmt.Errorf("%q has no host", s)
 		}
 	case "http":
-		host := u.Hostname()
-		ip := net.ParseIP(host)
-		if host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		if !confjson.LoopbackHost(u.Hostname()) {
 			return fmt.Errorf("%q: plain http is only allowed for loopback addresses", s)
 		}
 	case "javascript", "data", "file", "vbscript":
@@ -288,7 +285,7 @@ func (cc FileConfig) validateKeys(path string, c *Client) error {
 		c.JWKS = set
 	case cc.JWKSURI != "":
 		u, err := url.Parse(cc.JWKSURI)
-		loopback := err == nil && u.Scheme == "http" && (u.Hostname() == "localhost" || net.ParseIP(u.Hostname()).IsLoopback())
+		loopback := err == nil && u.Scheme == "http" && confjson.LoopbackHost(u.Hostname())
 		if err != nil || (u.Scheme != "https" && !loopback) || u.Host == "" {
 			return confjson.Errorf(path+".jwks_uri", "%q must be an https URL (plain http only on loopback)", cc.JWKSURI)
 		}

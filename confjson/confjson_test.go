@@ -106,3 +106,28 @@ func TestIssuer(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTPSURL pins the one rule for URLs Postern fetches from or sends
+// tokens to (SAML metadata, catalogue base URLs): plain http only where
+// nothing in between can read or alter it.
+func TestHTTPSURL(t *testing.T) {
+	for in, ok := range map[string]bool{
+		"https://idp.example.com/md?x=1":   true,
+		"http://127.0.0.1:7000/metadata":   true,
+		"http://[::1]:7000/metadata":       true,
+		"http://localhost/md":              true,
+		"http://idp.example.com/md":        false,
+		"http://localhost.evil.example/md": false,
+		"http://localhost@evil.example/md": false,
+		"http://10.0.0.1/md":               false,
+		"https://u:p@idp.example.com/md":   false,
+		"https://idp.example.com/md#":      false,
+		"ftp://idp.example.com/md":         false,
+		"/md":                              false,
+		"https:idp.example.com":            false,
+	} {
+		if err := HTTPSURL(in); (err == nil) != ok {
+			t.Errorf("HTTPSURL(%q) = %v; want ok %v", in, err, ok)
+		}
+	}
+}

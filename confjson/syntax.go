@@ -28,6 +28,39 @@ func Issuer(s string) (string, error) {
 	return strings.TrimSuffix(s, "/"), nil
 }
 
+// LoopbackHost reports whether host (a URL's Hostname) is localhost or a
+// loopback IP: the only hosts plain http is allowed for, since nothing
+// between the two ends can read or alter what travels there.
+func LoopbackHost(host string) bool {
+	ip := net.ParseIP(host)
+	return host == "localhost" || (ip != nil && ip.IsLoopback())
+}
+
+// HTTPSURL checks an absolute URL Postern fetches trusted content from or
+// tells clients to send tokens to: https, or plain http on a loopback
+// address only (development), without user info or a fragment.
+func HTTPSURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" || u.Opaque != "" {
+		return fmt.Errorf("%q is not an absolute URL", s)
+	}
+	// Contains also catches a bare "#", which url.Parse records as an
+	// empty fragment.
+	if u.User != nil || strings.Contains(s, "#") {
+		return fmt.Errorf("%q must not contain user info or a fragment", s)
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		if LoopbackHost(u.Hostname()) {
+			return nil
+		}
+		return fmt.Errorf("%q: plain http is only allowed for loopback addresses; use https", s)
+	}
+	return fmt.Errorf("%q: want an https URL", s)
+}
+
 // HostPort checks a listen address.
 func HostPort(s string) error {
 	if _, _, err := net.SplitHostPort(s); err != nil {

@@ -3,8 +3,6 @@ package samlsp
 import (
 	"encoding/json"
 	"fmt"
-	"net"
-	"net/url"
 	"regexp"
 	"sort"
 
@@ -90,7 +88,9 @@ func (sc ProviderFileConfig) Validate(path string) (FileProvider, []string, erro
 	case sc.MetadataFile != "" && sc.MetadataURL != "":
 		return p, nil, confjson.Errorf(path, "set metadata_file or metadata_url, not both")
 	case sc.MetadataURL != "":
-		if err := validateMetadataURL(sc.MetadataURL); err != nil {
+		// Whoever can alter the metadata in transit chooses which keys
+		// Postern trusts to sign logins.
+		if err := confjson.HTTPSURL(sc.MetadataURL); err != nil {
 			return p, nil, confjson.Errorf(path+".metadata_url", "%v", err)
 		}
 	}
@@ -134,30 +134,6 @@ func (sc ProviderFileConfig) Validate(path string) (FileProvider, []string, erro
 		warnings = append(warnings, fmt.Sprintf("%s (%s) accepts IdP-initiated logins: an unsolicited response cannot be tied to the browser that receives it, so another site can sign a user in as someone else (login CSRF)", path, sc.ID))
 	}
 	return p, warnings, nil
-}
-
-// validateMetadataURL wants https, or http on a loopback address only:
-// whoever can alter the metadata in transit chooses which keys Postern
-// trusts to sign logins.
-func validateMetadataURL(s string) error {
-	u, err := url.Parse(s)
-	if err != nil || u.Host == "" {
-		return fmt.Errorf("%q is not an absolute URL", s)
-	}
-	if u.User != nil || u.Fragment != "" {
-		return fmt.Errorf("%q must not contain user info or a fragment", s)
-	}
-	switch u.Scheme {
-	case "https":
-		return nil
-	case "http":
-		host := u.Hostname()
-		if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
-			return nil
-		}
-		return fmt.Errorf("%q: plain http is only allowed for loopback addresses; use https", s)
-	}
-	return fmt.Errorf("%q: want an https URL", s)
 }
 
 // CheckProviders refuses two providers with one ID or one subject prefix:
