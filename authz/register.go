@@ -38,7 +38,10 @@ const (
 // registrationRequest is the client metadata a registration may carry
 // (RFC 7591 §2). Members the server does not know are ignored, as §2 asks.
 type registrationRequest struct {
-	ClientID                string   `json:"client_id"`
+	ClientID string `json:"client_id"`
+	// ClientSecret may come with an RFC 7592 update; it must then be the
+	// current secret (§2.2). It is never stored from here.
+	ClientSecret            string   `json:"client_secret"`
 	ClientName              string   `json:"client_name"`
 	RedirectURIs            []string `json:"redirect_uris"`
 	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method"`
@@ -151,7 +154,11 @@ func (s *Server) handleRegisteredClient(w http.ResponseWriter, r *http.Request) 
 	}
 	switch r.Method {
 	case http.MethodGet:
-		writeRegistration(w, http.StatusOK, s.registrationAnswer(rec.ID, rec.CreatedAt, reg))
+		resp := s.registrationAnswer(rec.ID, rec.CreatedAt, reg)
+		// RFC 7592 §3 wants the token in every answer; only its hash is
+		// kept, so the answer carries the one the client just proved.
+		resp.RegistrationAccessToken = token
+		writeRegistration(w, http.StatusOK, resp)
 	case http.MethodDelete:
 		n, err := s.store.DeleteClient(ctx, id)
 		s.regOrigins.changed()
@@ -176,6 +183,10 @@ func (s *Server) handleRegisteredClient(w http.ResponseWriter, r *http.Request) 
 			writeJSONError(w, http.StatusBadRequest, errCode, msg)
 			return
 		}
+		if req.ClientSecret != "" && (reg.SecretHash == "" || s.cfg.SecretHasher.Compare(ctx, []byte(reg.SecretHash), []byte(req.ClientSecret)) != nil) {
+			writeJSONError(w, http.StatusBadRequest, "invalid_client_metadata", "client_secret is not the client's current secret; leave it out to keep the secret.")
+			return
+		}
 		if (next.AuthMethod == clients.AuthNone) != (reg.AuthMethod == clients.AuthNone) {
 			writeJSONError(w, http.StatusBadRequest, "invalid_client_metadata", "A client cannot change between public and confidential; register a new one.")
 			return
@@ -197,12 +208,20 @@ func (s *Server) handleRegisteredClient(w http.ResponseWriter, r *http.Request) 
 			return c, nil
 		})
 		s.regOrigins.changed() // the redirect URIs may have changed
-		if err != nil {
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			// Deleted since it was read (a DELETE racing this PUT): the
+			// client and its token are gone, as RFC 7592 §2 answers that.
+			registrationUnauthorized(w, true)
+			return
+		case err != nil:
 			s.registrationFailure(w, r, err)
 			return
 		}
 		s.log.InfoContext(ctx, "client registration updated", "client_id", id, "via", "RFC 7592")
-		writeRegistration(w, http.StatusOK, s.registrationAnswer(rec.ID, rec.CreatedAt, saved))
+		resp := s.registrationAnswer(rec.ID, rec.CreatedAt, saved)
+		resp.RegistrationAccessToken = token
+		writeRegistration(w, http.StatusOK, resp)
 	}
 }
 

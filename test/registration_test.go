@@ -230,12 +230,20 @@ func TestRegistrationEndpoint(t *testing.T) {
 		if _, has := body["client_secret"]; has {
 			t.Error("GET returned a client secret: only its hash is kept")
 		}
+		if body["registration_access_token"] != regToken || body["registration_client_uri"] != uri {
+			t.Errorf("GET answer lacks the registration access token or URI (RFC 7592 §3): %v", body)
+		}
 
 		update := map[string]any{"client_id": id, "client_name": "Nightly export v2", "grant_types": []string{"client_credentials"}}
 		if status, body, _ := f.call(t, http.MethodPut, uri, regToken, "application/json", jsonBody(t, map[string]any{"client_id": "billing", "grant_types": []string{"client_credentials"}})); status != 400 || body["error"] != "invalid_client_metadata" {
 			t.Errorf("PUT with another client_id: %d %v", status, body)
 		}
-		if status, body, _ := f.call(t, http.MethodPut, uri, regToken, "application/json", jsonBody(t, update)); status != 200 || body["client_name"] != "Nightly export v2" {
+		wrongSecret := map[string]any{"client_id": id, "client_secret": "not-the-secret", "grant_types": []string{"client_credentials"}}
+		if status, body, _ := f.call(t, http.MethodPut, uri, regToken, "application/json", jsonBody(t, wrongSecret)); status != 400 || body["error"] != "invalid_client_metadata" {
+			t.Errorf("PUT with another client_secret (RFC 7592 §2.2): %d %v", status, body)
+		}
+		update["client_secret"] = secret
+		if status, body, _ := f.call(t, http.MethodPut, uri, regToken, "application/json", jsonBody(t, update)); status != 200 || body["client_name"] != "Nightly export v2" || body["registration_access_token"] != regToken {
 			t.Errorf("PUT: %d %v", status, body)
 		}
 		conf := clientcredentials.Config{ClientID: id, ClientSecret: secret, TokenURL: f.srv.URL + "/oauth2/token"}
