@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -647,28 +648,45 @@ func basicAuth(id, secret string) string {
 // postForm POSTs a form with HTTP Basic client authentication and decodes
 // the JSON answer into out.
 func postForm(ctx context.Context, client *http.Client, target, clientID, secret, body string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, strings.NewReader(body))
-	if err != nil {
-		return err
+	// Set-up calls come from every worker at once and from one address;
+	// the server lets a few sign-ins per address be checked at a time and
+	// answers the others 429 with Retry-After, which a client honours.
+	for attempt := 1; ; attempt++ {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, strings.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Authorization", basicAuth(clientID, secret))
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		if resp.StatusCode == http.StatusTooManyRequests && attempt < 20 {
+			wait := time.Second
+			if n, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && n > 0 {
+				wait = time.Duration(n) * time.Second
+			}
+			select {
+			case <-time.After(wait):
+				continue
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("POST %s: status %d: %.300s", target, resp.StatusCode, b)
+		}
+		if out == nil {
+			return nil // an answer without a body to read (revocation)
+		}
+		return json.Unmarshal(b, out)
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Authorization", basicAuth(clientID, secret))
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("POST %s: status %d: %.300s", target, resp.StatusCode, b)
-	}
-	if out == nil {
-		return nil // an answer without a body to read (revocation)
-	}
-	return json.Unmarshal(b, out)
 }
 
 // wantBody checks that a response body contains want.
